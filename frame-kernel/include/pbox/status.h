@@ -1,0 +1,56 @@
+/*
+ * pbox/status.h — status codes.
+ *
+ * Every pagebox function that can fail returns int: 0 on success, a negative errno value
+ * unchanged from the operating system (-EIO, -ENOSPC, -ENOMEM, ...), or one of the project
+ * codes below, which live in their own range [-30999, -30900] far away from errno values.
+ * Out-parameters are written only on success. pbox_strerror() names all of them.
+ *
+ * The list is written once, as PBOX_STATUS_LIST; the enum and pbox_strerror() are generated
+ * from it, so a code can never lack a message.
+ */
+#ifndef PBOX_STATUS_H
+#define PBOX_STATUS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*            name           value   message */
+#define PBOX_STATUS_LIST(X)                                                                   \
+	X(PBOX_ENOTFOUND,   -30900, "not found")                                               \
+	X(PBOX_EEXIST,      -30901, "already exists")                                          \
+	X(PBOX_ECORRUPT,    -30902, "corruption detected (bad checksum, page id or format)")   \
+	X(PBOX_ENOSPC,      -30903, "out of space: a configured size limit was reached")       \
+	X(PBOX_EFULL,       -30904, "buffer pool exhausted: no frame can be evicted")          \
+	X(PBOX_EPOISONED,   -30905, "refusing work after a failed write or sync; reopen")      \
+	X(PBOX_EINVAL,      -30906, "invalid argument")                                        \
+	X(PBOX_ELOCKED,     -30907, "store is locked by another process")                      \
+	X(PBOX_ETOOSMALL,   -30908, "buffer too small for the result")                         \
+	X(PBOX_EVERSION,    -30909, "unsupported on-disk format version")                      \
+	X(PBOX_ECLOSED,     -30910, "object is closed or dropped")                             \
+	X(PBOX_ENOTSUP,     -30911, "operation not supported here")                            \
+	X(PBOX_ERESTART,    -30912, "optimistic validation failed; restart the operation")     \
+	X(PBOX_EBUSY,       -30913, "resource busy")                                           \
+	X(PBOX_ELIMIT,      -30914, "a documented size limit was exceeded")
+
+enum pbox_status {
+	PBOX_OK = 0,
+#define PBOX_STATUS_ENUM_(name, value, msg) name = (value),
+	PBOX_STATUS_LIST(PBOX_STATUS_ENUM_)
+#undef PBOX_STATUS_ENUM_
+};
+
+#define PBOX_STATUS_MIN (-30999)
+#define PBOX_STATUS_MAX (-30900)
+
+/* A static, never-NULL message for any status: project codes, negative errno values, 0. */
+const char *pbox_strerror(int status);
+
+/* The symbolic name of a status ("PBOX_ECORRUPT", "EIO", "OK"), for logs and tests. */
+const char *pbox_status_name(int status);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PBOX_STATUS_H */

@@ -1,0 +1,105 @@
+/* pbox_test.c — see pbox_test.h. */
+#define _GNU_SOURCE
+#include "pbox_test.h"
+
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t pbox_test_seed(void)
+{
+	static uint64_t seed;
+	if (seed == 0) {
+		const char *e = getenv("PBOX_SEED");
+		if (e && *e) {
+			seed = strtoull(e, NULL, 0);
+		} else {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			seed = ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec ^
+			       ((uint64_t)getpid() << 32);
+		}
+		if (seed == 0)
+			seed = 1;
+		fprintf(stderr, "pbox-test: seed %" PRIu64 " (rerun with PBOX_SEED=%" PRIu64 ")\n",
+			seed, seed);
+	}
+	return seed;
+}
+
+unsigned pbox_test_scale(void)
+{
+	const char *e = getenv("PBOX_STRESS_SCALE");
+	long v = e ? strtol(e, NULL, 10) : 1;
+	return v >= 1 ? (unsigned)v : 1;
+}
+
+void pbox_rng_seed(pbox_rng *r, uint64_t seed)
+{
+	/* splitmix64 step so that nearby seeds give unrelated streams */
+	uint64_t z = seed + 0x9e3779b97f4a7c15ULL;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	r->s = z ? z : 0x2545f4914f6cdd1dULL;
+}
+
+uint64_t pbox_rng_next(pbox_rng *r)
+{
+	uint64_t x = r->s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	r->s = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+uint64_t pbox_rng_below(pbox_rng *r, uint64_t n)
+{
+	return pbox_rng_next(r) % n;
+}
+
+int pbox_test_run(Suite *s)
+{
+	(void)pbox_test_seed(); /* decided (and printed) once, inherited by forked tests */
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}
+
+char *pbox_test_tmpdir(const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+	if (!base || !*base)
+		base = "/tmp";
+	size_t n = strlen(base) + strlen(tag) + 32;
+	char *p = malloc(n);
+	if (!p)
+		return NULL;
+	snprintf(p, n, "%s/pbox-%s-XXXXXX", base, tag);
+	if (!mkdtemp(p)) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void pbox_test_rmtree(const char *path)
+{
+	if (path)
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
