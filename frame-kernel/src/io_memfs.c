@@ -87,6 +87,7 @@ struct pbox_io_memfs {
 	struct mop *mhead, *mtail;
 	struct inode *all;
 	struct fdent fds[MAX_FDS];
+	bool dead; /* powered off: every call fails until restart */
 };
 
 static struct pbox_io_memfs *FS(pbox_io *io)
@@ -397,6 +398,19 @@ static struct fdent *get_fd(struct pbox_io_memfs *fs, int fd)
 
 /* ---- the seam's functions -------------------------------------------------------------- */
 
+/* Take the lock unless the power is off (between a power cut and restart): then -EIO, as
+ * from a machine that is down. */
+static int lock_live(struct pbox_io_memfs *fs)
+{
+	pthread_mutex_lock(&fs->mu);
+	if (fs->dead) {
+		pthread_mutex_unlock(&fs->mu);
+		return -1;
+	}
+	return 0;
+}
+
+
 static int mf_open(pbox_io *io, const char *path, int flags, unsigned mode)
 {
 	(void)mode;
@@ -407,7 +421,8 @@ static int mf_open(pbox_io *io, const char *path, int flags, unsigned mode)
 		return r;
 	if (flags & O_DIRECTORY)
 		return -EINVAL; /* directories are addressed by path (fsync_dir, listdir) */
-	pthread_mutex_lock(&fs->mu);
+	if (lock_live(fs))
+		return -EIO;
 	struct dent *d = ns_find(&fs->cur, p);
 	struct inode *ino = NULL;
 	if (d && !d->ino) {
@@ -463,7 +478,8 @@ out:
 static int mf_close(pbox_io *io, int fd)
 {
 	struct pbox_io_memfs *fs = FS(io);
-	pthread_mutex_lock(&fs->mu);
+	if (lock_live(fs))
+		return -EIO;
 	struct fdent *f = get_fd(fs, fd);
 	int r = -EBADF;
 	if (f) {
@@ -480,7 +496,8 @@ static int mf_close(pbox_io *io, int fd)
 static int64_t mf_pread(pbox_io *io, int fd, void *buf, size_t len, uint64_t off)
 {
 	struct pbox_io_memfs *fs = FS(io);
-	pthread_mutex_lock(&fs->mu);
+	if (lock_live(fs))
+		return -EIO;
 	struct fdent *f = get_fd(fs, fd);
 	int64_t r = -EBADF;
 	if (f) {
@@ -499,7 +516,8 @@ static int64_t mf_pread(pbox_io *io, int fd, void *buf, size_t len, uint64_t off
 static int64_t mf_pwrite(pbox_io *io, int fd, const void *buf, size_t len, uint64_t off)
 {
 	struct pbox_io_memfs *fs = FS(io);
-	pthread_mutex_lock(&fs->mu);
+	if (lock_live(fs))
+		return -EIO;
 	struct fdent *f = get_fd(fs, fd);
 	int64_t r = -EBADF;
 	if (f) {
@@ -517,7 +535,8 @@ static int64_t mf_pwrite(pbox_io *io, int fd, const void *buf, size_t len, uint6
 static int mf_sync(pbox_io *io, int fd)
 {
 	struct pbox_io_memfs *fs = FS(io);
-	pthread_mutex_lock(&fs->mu);
+	if (lock_live(fs))
+		return -EIO;
 	struct fdent *f = get_fd(fs, fd);
 	int r = f ? sync_inode(f->ino) : -EBADF;
 	pthread_mutex_unlock(&fs->mu);
@@ -527,7 +546,8 @@ static int mf_sync(pbox_io *io, int fd)
 static int mf_ftruncate(pbox_io *io, int fd, uint64_t len)
 {
 	struct pbox_io_memfs *fs = FS(io);
-	pthread_mutex_lock(&fs->mu);
+	if (lock_live(fs))
+		return -EIO;
 	struct fdent *f = get_fd(fs, fd);
 	int r = f ? change(f->ino, OP_TRUNC, NULL, 0, len, false) : -EBADF;
 	pthread_mutex_unlock(&fs->mu);
@@ -537,7 +557,8 @@ static int mf_ftruncate(pbox_io *io, int fd, uint64_t len)
 static int mf_fallocate(pbox_io *io, int fd, uint64_t off, uint64_t len)
 {
 	struct pbox_io_memfs *fs = FS(io);
-	pthread_mutex_lock(&fs->mu);
+	if (lock_live(fs))
+		return -EIO;
 	struct fdent *f = get_fd(fs, fd);
 	int r = f ? change(f->ino, OP_ALLOC, NULL, off, len, false) : -EBADF;
 	pthread_mutex_unlock(&fs->mu);
@@ -547,7 +568,8 @@ static int mf_fallocate(pbox_io *io, int fd, uint64_t off, uint64_t len)
 static int mf_fsize(pbox_io *io, int fd, uint64_t *size)
 {
 	struct pbox_io_memfs *fs = FS(io);
-	pthread_mutex_lock(&fs->mu);
+	if (lock_live(fs))
+		return -EIO;
 	struct fdent *f = get_fd(fs, fd);
 	int r = -EBADF;
 	if (f) {
@@ -565,7 +587,8 @@ static int mf_rename(pbox_io *io, const char *from, const char *to)
 	int r;
 	if ((r = norm_path(from, a, sizeof(a))) || (r = norm_path(to, b, sizeof(b))))
 		return r;
-	pthread_mutex_lock(&fs->mu);
+	if (lock_live(fs))
+		return -EIO;
 	struct dent *d = ns_find(&fs->cur, a);
 	parent_of(b, par);
 	if (!d) {
@@ -593,7 +616,8 @@ static int mf_unlink(pbox_io *io, const char *path)
 	int r = norm_path(path, p, sizeof(p));
 	if (r)
 		return r;
-	pthread_mutex_lock(&fs->mu);
+	if (lock_live(fs))
+		return -EIO;
 	struct dent *d = ns_find(&fs->cur, p);
 	if (!d)
 		r = -ENOENT;
@@ -615,7 +639,8 @@ static int mf_mkdir(pbox_io *io, const char *path, unsigned mode)
 	int r = norm_path(path, p, sizeof(p));
 	if (r)
 		return r;
-	pthread_mutex_lock(&fs->mu);
+	if (lock_live(fs))
+		return -EIO;
 	parent_of(p, par);
 	if (!strcmp(p, "/") || ns_find(&fs->cur, p))
 		r = -EEXIST;
@@ -634,7 +659,8 @@ static int mf_fsync_dir(pbox_io *io, const char *path)
 	int r = norm_path(path, p, sizeof(p));
 	if (r)
 		return r;
-	pthread_mutex_lock(&fs->mu);
+	if (lock_live(fs))
+		return -EIO;
 	if (!is_dir(&fs->cur, p)) {
 		r = -ENOENT;
 		goto out;
@@ -666,7 +692,8 @@ static int mf_listdir(pbox_io *io, const char *path, pbox_io_listdir_fn fn, void
 	int r = norm_path(path, p, sizeof(p));
 	if (r)
 		return r;
-	pthread_mutex_lock(&fs->mu);
+	if (lock_live(fs))
+		return -EIO;
 	if (!is_dir(&fs->cur, p)) {
 		pthread_mutex_unlock(&fs->mu);
 		return -ENOENT;
@@ -701,7 +728,8 @@ static int mf_listdir(pbox_io *io, const char *path, pbox_io_listdir_fn fn, void
 static int mf_lock(pbox_io *io, int fd)
 {
 	struct pbox_io_memfs *fs = FS(io);
-	pthread_mutex_lock(&fs->mu);
+	if (lock_live(fs))
+		return -EIO;
 	struct fdent *f = get_fd(fs, fd);
 	int r = -EBADF;
 	if (f) {
@@ -911,6 +939,7 @@ uint64_t pbox_io_memfs_powercut(pbox_io_memfs *fs, pbox_powercut_mode mode, uint
 	ns_copy(&fs->cur, &fs->dur);
 	for (int i = 0; i < MAX_FDS; i++)
 		fs->fds[i].ino = NULL;
+	fs->dead = true;
 	/* free inodes no name reaches any more */
 	struct inode **link = &fs->all;
 	while (*link) {
@@ -927,6 +956,13 @@ uint64_t pbox_io_memfs_powercut(pbox_io_memfs *fs, pbox_powercut_mode mode, uint
 	}
 	pthread_mutex_unlock(&fs->mu);
 	return pending;
+}
+
+void pbox_io_memfs_restart(pbox_io_memfs *fs)
+{
+	pthread_mutex_lock(&fs->mu);
+	fs->dead = false;
+	pthread_mutex_unlock(&fs->mu);
 }
 
 uint64_t pbox_io_memfs_unsynced_bytes(pbox_io_memfs *fs)

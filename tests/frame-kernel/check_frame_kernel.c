@@ -363,6 +363,9 @@ START_TEST(test_memfs_drop_and_sync)
 	ck_assert_uint_eq(pbox_io_memfs_unsynced_bytes(fs), 1024);
 	/* not even the name survives: no directory fsync yet */
 	ck_assert_uint_eq(pbox_io_memfs_powercut(fs, PBOX_POWERCUT_DROP_ALL, 1), 1);
+	ck_assert_int_eq(io->pwrite(io, fd, one, 10, 0), -EIO); /* the machine is off */
+	ck_assert_int_eq(io->open(io, "/s/g", O_RDWR | O_CREAT, 0644), -EIO);
+	pbox_io_memfs_restart(fs);
 	ck_assert_int_eq(io->pwrite(io, fd, one, 10, 0), -EBADF);
 	ck_assert_int_eq(io->open(io, "/s/f", O_RDWR, 0), -ENOENT);
 
@@ -375,6 +378,7 @@ START_TEST(test_memfs_drop_and_sync)
 	ck_assert_int_eq(pbox_io_pread_full(io, fd, out, 512, 512), 0); /* reads see it */
 	ck_assert_mem_eq(out, two, 512);
 	pbox_io_memfs_powercut(fs, PBOX_POWERCUT_DROP_ALL, 2);
+	pbox_io_memfs_restart(fs);
 	ck_assert_uint_eq(file_size(io, "/s/f"), 1024);
 	fd = io->open(io, "/s/f", O_RDWR, 0);
 	ck_assert_int_eq(pbox_io_pread_full(io, fd, out, 1024, 0), 0);
@@ -384,17 +388,20 @@ START_TEST(test_memfs_drop_and_sync)
 	int fd2 = io->open(io, "/s/f", O_RDWR | O_DSYNC, 0);
 	ck_assert_int_eq(pbox_io_pwrite_full(io, fd2, two, 100, 0), 0);
 	pbox_io_memfs_powercut(fs, PBOX_POWERCUT_DROP_ALL, 3);
+	pbox_io_memfs_restart(fs);
 	ck_assert_int_eq(pbox_io_memfs_peek(fs, "/s/f", out, 100, 0), 100);
 	ck_assert_mem_eq(out, two, 100);
 
 	/* rename becomes durable only with the directory fsync */
 	ck_assert_int_eq(io->rename(io, "/s/f", "/s/g"), 0);
 	pbox_io_memfs_powercut(fs, PBOX_POWERCUT_DROP_ALL, 4);
+	pbox_io_memfs_restart(fs);
 	ck_assert_uint_eq(file_size(io, "/s/f"), 1024);
 	ck_assert_uint_eq(file_size(io, "/s/g"), UINT64_MAX);
 	ck_assert_int_eq(io->rename(io, "/s/f", "/s/g"), 0);
 	ck_assert_int_eq(io->fsync_dir(io, "/s"), 0);
 	pbox_io_memfs_powercut(fs, PBOX_POWERCUT_DROP_ALL, 5);
+	pbox_io_memfs_restart(fs);
 	ck_assert_uint_eq(file_size(io, "/s/g"), 1024);
 	ck_assert_uint_eq(file_size(io, "/s/f"), UINT64_MAX);
 
@@ -402,6 +409,7 @@ START_TEST(test_memfs_drop_and_sync)
 	fd = io->open(io, "/s/g", O_RDWR, 0);
 	ck_assert_int_eq(pbox_io_pwrite_full(io, fd, two, 1024, 1024), 0);
 	pbox_io_memfs_powercut(fs, PBOX_POWERCUT_KEEP_ALL, 6);
+	pbox_io_memfs_restart(fs);
 	ck_assert_uint_eq(file_size(io, "/s/g"), 2048);
 	pbox_io_memfs_destroy(fs);
 }
@@ -430,6 +438,7 @@ START_TEST(test_memfs_subset_and_tear)
 		bool tear = round % 2;
 		pbox_io_memfs_powercut(fs, tear ? PBOX_POWERCUT_TEAR_LAST : PBOX_POWERCUT_KEEP_SUBSET,
 				       pbox_rng_next(&r));
+		pbox_io_memfs_restart(fs);
 		ck_assert_int_eq(pbox_io_memfs_peek(fs, "/s/f", got, sizeof(got), 0), sizeof(got));
 		for (int i = 0; i < NW; i++) {
 			unsigned char *g = got + i * WLEN;

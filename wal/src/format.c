@@ -27,7 +27,7 @@ int pbox__wal_seg_hdr_decode(const unsigned char *blk, seg_hdr *h)
 	h->log_id = get64(blk + 8);
 	h->base = get64(blk + 16);
 	h->seg_size = get64(blk + 24);
-	if (h->seg_size < 65536 || (h->seg_size & (h->seg_size - 1)) || h->base % h->seg_size)
+	if (h->seg_size < 16384 || (h->seg_size & (h->seg_size - 1)) || h->base % h->seg_size)
 		return PBOX_ECORRUPT;
 	return 0;
 }

@@ -80,30 +80,32 @@ int pbox__wal_reader_next(wal_reader *rd)
 	pbox_wal *wal = rd->wal;
 	const uint64_t S = wal->seg_size;
 	for (;;) {
-		rd->pos = pbox__wal_normalize(rd->pos, S);
-		if (rd->pos >= rd->limit || rd->pos / S > rd->last_k)
+		/* pos stays where the last group ended; at stops, bad is where reading stopped */
+		uint64_t p = pbox__wal_normalize(rd->pos, S);
+		rd->bad = p;
+		if (p >= rd->limit || p / S > rd->last_k)
 			return RD_END;
-		int r = window(rd, rd->pos, GROUP_HDR);
+		int r = window(rd, p, GROUP_HDR);
 		if (r)
 			return r;
-		const unsigned char *p = rd->win + (rd->pos - rd->win_lsn);
-		if (pbox__wal_group_hdr_check(p, rd->pos, S, wal->max_group + GROUP_HDR, &rd->g))
+		const unsigned char *gp = rd->win + (p - rd->win_lsn);
+		if (pbox__wal_group_hdr_check(gp, p, S, wal->max_group + GROUP_HDR, &rd->g))
 			return RD_INVALID;
 		if (rd->g.flags & GF_SKIP) {
-			rd->pos = rd->pos - rd->pos % S + S;
+			rd->pos = p - p % S + S;
 			continue;
 		}
-		if ((r = window(rd, rd->pos, rd->g.total)))
+		if ((r = window(rd, p, rd->g.total)))
 			return r;
-		p = rd->win + (rd->pos - rd->win_lsn);
-		if (pbox__wal_group_body_check(p, &rd->g))
+		gp = rd->win + (p - rd->win_lsn);
+		if (pbox__wal_group_body_check(gp, &rd->g))
 			return RD_INVALID;
-		if (rd->pos + rd->g.total > rd->limit)
+		if (p + rd->g.total > rd->limit)
 			return RD_END; /* ends beyond what the caller may see */
-		rd->gp = p;
+		rd->gp = gp;
 		rd->rec_off = GROUP_HDR;
 		rd->rec_i = 0;
-		rd->pos += rd->g.total;
+		rd->pos = p + rd->g.total;
 		return RD_GROUP;
 	}
 }

@@ -260,7 +260,7 @@ int pbox_wal_open(const char *dir, const pbox_wal_options *o, pbox_wal **out)
 {
 	if (!dir || !o || !out)
 		return PBOX_EINVAL;
-	if (!pow2_in(o->segment_size, 64 << 10, 1ull << 30) ||
+	if (!pow2_in(o->segment_size, 16 << 10, 1ull << 30) ||
 	    !pow2_in(o->buffer_size, 64 << 10, 1ull << 30) || (unsigned)o->sync > PBOX_WAL_SYNC_NONE)
 		return PBOX_EINVAL;
 	uint64_t t0 = mono_ns();
@@ -289,7 +289,10 @@ int pbox_wal_open(const char *dir, const pbox_wal_options *o, pbox_wal **out)
 		goto fail;
 	}
 	wal->segs_cap = 8;
-	if ((r = wal->io->listdir(wal->io, dir, list_cb, &l)) || (r = l.err))
+	r = wal->io->listdir(wal->io, dir, list_cb, &l);
+	if (l.err)
+		r = l.err;
+	if (r)
 		goto fail;
 	qsort(l.v, l.n, sizeof(found), cmp_found);
 
@@ -406,12 +409,12 @@ int pbox_wal_open(const char *dir, const pbox_wal_options *o, pbox_wal **out)
 		break;
 	}
 	r = 0;
-	uint64_t end = pbox__wal_normalize(rd.pos, S);
+	uint64_t end = rd.pos, stop = rd.bad;
 	/* 4: leftovers after the end */
 	uint64_t erase_end;
-	if ((r = scan_after(wal, &rd, end, last_k, &erase_end)))
+	if ((r = scan_after(wal, &rd, stop, last_k, &erase_end)))
 		goto fail;
-	if (erase_end > end && (r = erase_range(wal, end, erase_end)))
+	if (erase_end > stop && (r = erase_range(wal, stop, erase_end)))
 		goto fail;
 	/* 5: the valid prefix is durable from now on */
 	for (size_t i = 0; i < wal->nsegs; i++)

@@ -216,7 +216,8 @@ void *pbox__wal_bg_main(void *arg);
 /* ---- iter.c: a streaming reader of groups, shared by open's scan and by iterators ---- */
 typedef struct wal_reader {
 	pbox_wal *wal;
-	uint64_t pos;    /* LSN where the next group may start */
+	uint64_t pos;    /* LSN just past the last group read (or the start) */
+	uint64_t bad;    /* after RD_END/RD_INVALID: the position where reading stopped */
 	uint64_t limit;  /* stop before this LSN (UINT64_MAX: until the first invalid group) */
 	uint64_t last_k; /* highest segment number that exists */
 	unsigned char *win;
@@ -234,7 +235,7 @@ enum { RD_END = 0, RD_GROUP = 1, RD_INVALID = 2 };
 
 int pbox__wal_reader_init(wal_reader *rd, pbox_wal *wal, uint64_t from, uint64_t limit,
 			  uint64_t last_k);
-/* RD_GROUP (rd->g, rd->gp set; pos advanced), RD_END, RD_INVALID (rd->pos is where the
+/* RD_GROUP (rd->g, rd->gp set; pos advanced), RD_END, RD_INVALID (rd->bad is where the
  * invalid bytes start), or a negative error. */
 int pbox__wal_reader_next(wal_reader *rd);
 /* Read [off, off+len) of segment k into buf: 0, or an error. */

@@ -138,12 +138,14 @@ int pbox_io_memfs_create(pbox_io_memfs **out);
 void pbox_io_memfs_destroy(pbox_io_memfs *fs);
 pbox_io *pbox_io_memfs_io(pbox_io_memfs *fs);
 
-/* Cut the power: every open file descriptor becomes invalid (-EBADF), unsynced state is
- * resolved according to mode using seed for the random choices, and the file system then
- * holds exactly what a disk would after the crash. All threads using the file system must
- * have stopped issuing calls (or be prepared for -EBADF). Returns the number of unsynced
- * writes that were pending. */
+/* Cut the power: unsynced state is resolved according to mode (seed drives the random
+ * choices) and the file system holds exactly what a disk would after the crash. Until
+ * pbox_io_memfs_restart() the machine is "off": every call fails with -EIO, so threads still
+ * running in the crashed program can write nothing more. After the restart every descriptor
+ * from before the cut is invalid (-EBADF). Returns the number of unsynced writes that were
+ * pending. peek/poke work in either state. */
 uint64_t pbox_io_memfs_powercut(pbox_io_memfs *fs, pbox_powercut_mode mode, uint64_t seed);
+void pbox_io_memfs_restart(pbox_io_memfs *fs);
 
 /* Bytes written but not yet synced, over all files (for tests). */
 uint64_t pbox_io_memfs_unsynced_bytes(pbox_io_memfs *fs);

@@ -52,7 +52,7 @@ int pbox_wal_sync_parse(const char *name, pbox_wal_sync *out); /* PBOX_EINVAL if
 
 typedef struct pbox_wal_options {
 	pbox_io *io;              /* file-I/O seam; NULL = pbox_io_posix() */
-	uint64_t segment_size;    /* bytes, power of two, 64 KiB .. 1 GiB; default 64 MiB.
+	uint64_t segment_size;    /* bytes, power of two, 16 KiB .. 1 GiB; default 64 MiB.
 	                             Fixed at creation; reopening uses the log's own size. */
 	uint64_t buffer_size;     /* in-memory log buffer, power of two >= 64 KiB, >= 4x the
 	                             largest group; default 8 MiB */
