@@ -294,7 +294,8 @@ int pbox_wal_open(const char *dir, const pbox_wal_options *o, pbox_wal **out)
 		r = l.err;
 	if (r)
 		goto fail;
-	qsort(l.v, l.n, sizeof(found), cmp_found);
+	if (l.n)
+		qsort(l.v, l.n, sizeof(found), cmp_found);
 
 	/* 1-2: headers, segment size, chain */
 	size_t nseg_files = 0;
