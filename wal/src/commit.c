@@ -303,7 +303,8 @@ int pbox_wal_append(pbox_wal *wal, const pbox_wal_rec *recs, unsigned n, pbox_ls
 	wal->reserved = end;
 	atomic_store_explicit(&wal->reserved_a, end, memory_order_relaxed);
 	sync_lsn = wal->synced;
-	bool kick = end / S != prev_seg || end - wal->written > wal->buf_size / 2;
+	bool kick = (end % S >= S / 2 && (end - glen) % S < S / 2) || end / S != prev_seg ||
+		    end - wal->written > wal->buf_size / 2;
 	if (kick && !wal->bg_kick) {
 		wal->bg_kick = true;
 		pthread_cond_signal(&wal->cv_bg);
@@ -447,11 +448,15 @@ void *pbox__wal_bg_main(void *arg)
 								  wal->filled;
 		if (!wal->flushing && (pressure || due))
 			lead(wal, due, false);
-		uint64_t next = wal->reserved / wal->seg_size + 1;
-		pthread_mutex_unlock(&wal->mu);
-		int fd;
-		(void)pbox__wal_seg_fd(wal, next, &fd); /* failures resurface in the leader */
-		pthread_mutex_lock(&wal->mu);
+		/* prepare the next segment once the current one is half used, so the leader
+		 * rarely has to create one (a zero-filled file) in a commit's path */
+		if (wal->reserved % wal->seg_size >= wal->seg_size / 2) {
+			uint64_t next = wal->reserved / wal->seg_size + 1;
+			pthread_mutex_unlock(&wal->mu);
+			int fd;
+			(void)pbox__wal_seg_fd(wal, next, &fd); /* failures resurface in the leader */
+			pthread_mutex_lock(&wal->mu);
+		}
 	}
 	pthread_mutex_unlock(&wal->mu);
 	return NULL;
