@@ -12,3 +12,5 @@ echo "=== pbox-bench-latch --quick ==="
 "$dir/bench/latch/pbox-bench-latch" --quick
 echo "=== pbox-bench-crc --quick ==="
 "$dir/bench/crc/pbox-bench-crc" --quick
+echo "=== pbox-bench-wal --quick (fdatasync commits, non-durable appends) ==="
+"$dir/bench/wal/pbox-bench-wal" --quick --threads 1,4 --backends fdatasync,none
