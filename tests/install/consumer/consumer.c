@@ -3,6 +3,7 @@
 #include <pbox/latch.h>
 #include <pbox/status.h>
 #include <pbox/swip.h>
+#include <pbox/wal.h>
 
 #include <stdio.h>
 
@@ -23,6 +24,11 @@ int main(void)
 	pbox_swip_init(&s);
 	if (pbox_swip_state(pbox_swip_load(&s)) != PBOX_FRAME_EVICTED) {
 		fprintf(stderr, "consumer: swip\n");
+		return 1;
+	}
+	pbox_wal_sync sync;
+	if (pbox_wal_sync_parse("io_uring", &sync) != 0 || sync != PBOX_WAL_SYNC_IO_URING) {
+		fprintf(stderr, "consumer: wal\n");
 		return 1;
 	}
 	printf("consumer ok: pagebox %s, %s\n", PBOX_VERSION_STRING, pbox_strerror(PBOX_ECORRUPT));
