@@ -201,6 +201,11 @@ static int write_range(pbox_wal *wal, uint64_t a, uint64_t b, uint64_t sync_from
 		PBOX_M_ADD(wal->m.writes, np);
 		if (sync_now) {
 			uint64_t dt = now_ns() - t0;
+			/* racy update by the single leader; read by waiters under mu: a hint only */
+			atomic_store_explicit(&wal->sync_ns_ema,
+					      (atomic_load_explicit(&wal->sync_ns_ema,
+								    memory_order_relaxed) * 7 + dt) / 8,
+					      memory_order_relaxed);
 			PBOX_M_ADD(wal->m.syncs, 1);
 			PBOX_M_ADD(wal->m.sync_ns, dt);
 			PBOX_M_HIST(wal->m.sync_us, dt / 1000);
@@ -220,6 +225,7 @@ static int lead(pbox_wal *wal, bool want_sync, bool force_sync)
 	wal->flushing = true;
 	retire(wal);
 	uint64_t a = wal->written, b = wal->filled, sync_from = wal->synced;
+	wal->round_seq = wal->slot_head; /* groups after this one wait for the next round */
 	bool sync_writes = wal->sync == PBOX_WAL_SYNC_DSYNC;
 	bool do_sync = !sync_writes && want_sync &&
 		       (wal->sync != PBOX_WAL_SYNC_NONE || force_sync) && wal->synced < b;
@@ -244,6 +250,7 @@ static int lead(pbox_wal *wal, bool want_sync, bool force_sync)
 		if (d > atomic_load_explicit(&wal->durable, memory_order_relaxed))
 			atomic_store_explicit(&wal->durable, d, memory_order_release);
 	}
+	wal->gather_target = wal->nwaiting;
 	wal->flushing = false;
 	pthread_cond_broadcast(&wal->cv);
 	return r;
@@ -350,11 +357,13 @@ int pbox_wal_append(pbox_wal *wal, const pbox_wal_rec *recs, unsigned n, pbox_ls
 static int wait_for(pbox_wal *wal, uint64_t lsn, bool force_sync)
 {
 	int r = 0;
+	uint64_t gather_until = 0;
 	pthread_mutex_lock(&wal->mu);
 	if (lsn > wal->reserved) {
 		pthread_mutex_unlock(&wal->mu);
 		return PBOX_EINVAL;
 	}
+	wal->nwaiting++;
 	for (;;) {
 		if (wal->poison) {
 			r = PBOX_EPOISONED;
@@ -380,9 +389,28 @@ static int wait_for(pbox_wal *wal, uint64_t lsn, bool force_sync)
 			pthread_mutex_lock(&wal->mu);
 			continue;
 		}
+		/* Batching: every thread that was waiting when the last round ended (served
+		 * or not) is probably about to append again. While fewer groups are pending
+		 * than that, give them up to half a typical sync (yielding the CPU) so that
+		 * one sync serves them all; otherwise rounds settle at a fraction of the
+		 * committers. A lone committer never waits here (target 1, pending 1). */
+		if (wal->slot_tail - wal->round_seq < wal->gather_target) {
+			uint64_t now = now_ns();
+			if (!gather_until)
+				gather_until = now + atomic_load_explicit(&wal->sync_ns_ema,
+								   memory_order_relaxed) / 2;
+			if (now < gather_until) {
+				pthread_mutex_unlock(&wal->mu);
+				sched_yield();
+				pthread_mutex_lock(&wal->mu);
+				continue;
+			}
+		}
+		gather_until = 0;
 		if ((r = lead(wal, true, force_sync)))
 			break;
 	}
+	wal->nwaiting--;
 	pthread_mutex_unlock(&wal->mu);
 	return r;
 }

@@ -178,6 +178,10 @@ struct pbox_wal {
 	bool bg_stop, bg_kick;
 	int poison;           /* 0 or the error that poisoned the log */
 	uint64_t groups_filled, groups_synced;
+	uint64_t round_seq;      /* slot sequence where the last leader's round began */
+	uint64_t nwaiting;       /* threads inside wait_durable/flush */
+	uint64_t gather_target;  /* nwaiting when the last round ended: the next round's goal */
+	_Atomic uint64_t sync_ns_ema; /* moving average of a sync's duration (a hint) */
 	wal_slot slots[NSLOTS];
 
 	_Atomic uint64_t durable;   /* what wait_durable guarantees; readable without mu */
