@@ -1,0 +1,222 @@
+/*
+ * pbox/storage.h — the page store, the buffer pool and mini-transactions.
+ *
+ * A store is a directory: "data" (the page file), "wal/" (the write-ahead log) and "LOCK"
+ * (held with an exclusive flock while the store is open: one process at a time).
+ *
+ * Pages. Page p lives at byte p * page_size of the data file and, when resident, at
+ * base + p * page_size of one virtual-memory reservation, so a page id is always a valid
+ * address and finding a page is arithmetic. Pages 0 and 1 are the two superblock copies,
+ * page 2 is the allocator's meta page; data structures get pages from pbox_mtr_alloc().
+ * Every page starts with a 32-byte header (PBOX_PAGE_HDR): checksum, type, format version,
+ * page id, page LSN. Data structures own the bytes after it.
+ *
+ * Reading pages (data structures):
+ *
+ *     uint64_t v;
+ *     for (unsigned tries = 0;; tries++) {
+ *             rc = pbox_page_fix_opt(st, pid, &v);        // faults the page in if needed
+ *             if (rc) return rc;                          // I/O error, corruption, bad pid
+ *             const unsigned char *p = pbox_page_addr(st, pid);
+ *             ... read through pbox_latch_opt_load_*() / pbox_latch_opt_copy(),
+ *                 bounds-check everything, act on nothing ...
+ *             if (pbox_page_validate(st, pid, v)) break;  // consistent: use what was read
+ *             if (tries >= PBOX_LATCH_MAX_OPT_RESTARTS) { shared fix instead }
+ *     }
+ *
+ * Changing pages: only inside a mini-transaction (pbox_mtr). It latches pages exclusively,
+ * the caller changes their bytes in place and logs a redo record describing each change
+ * (pbox_mtr_log, or pbox_mtr_write which does both), and commit appends one WAL group,
+ * stamps the pages with its LSN and releases them. Recovery replays the records through the
+ * redo handlers data structures register for their record types, so a crash never leaves
+ * half of a mini-transaction.
+ *
+ * Errors: 0, a negative errno from the OS, or PBOX_E*. After a failed write or sync of the
+ * log or of a page the store is poisoned: every later operation returns PBOX_EPOISONED
+ * until it is closed and opened again (which runs recovery).
+ */
+#ifndef PBOX_STORAGE_H
+#define PBOX_STORAGE_H
+
+#include <pbox/io.h>
+#include <pbox/latch.h>
+#include <pbox/types.h>
+#include <pbox/wal.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pbox_store pbox_store;
+
+/* ---- page layout ------------------------------------------------------------------------- */
+
+#define PBOX_PAGE_HDR 32u
+
+/* Page types. Data structures use values >= PBOX_PAGE_TYPE_USER. */
+enum {
+	PBOX_PAGE_TYPE_ZERO = 0, /* never written */
+	PBOX_PAGE_TYPE_SUPER = 1,
+	PBOX_PAGE_TYPE_META = 2,
+	PBOX_PAGE_TYPE_FREE = 3,
+	PBOX_PAGE_TYPE_USER = 16,
+};
+
+/* ---- opening ----------------------------------------------------------------------------- */
+
+typedef struct pbox_store_options {
+	pbox_io *io;               /* NULL: pbox_io_posix() */
+	bool create;               /* create the store if dir holds none (dir is created too) */
+	uint32_t page_size;        /* at creation: power of two, 4 KiB .. 64 KiB (default 4 KiB);
+	                              an existing store keeps its own */
+	uint64_t budget_bytes;     /* resident page memory (default 256 MiB, at least 64 pages);
+	                              change it later with pbox_store_set_budget */
+	uint64_t max_bytes;        /* largest the data file may grow (default 1 TiB): sizes the
+	                              virtual reservation; beyond it allocation is PBOX_ENOSPC */
+	bool no_direct_io;         /* use buffered I/O for the data file even where O_DIRECT works */
+	pbox_wal_sync wal_sync;    /* default fdatasync */
+	uint32_t wal_flush_delay_us; /* background WAL flush ("fast" durability); default 1000 */
+	uint64_t wal_segment_size; /* default 64 MiB */
+	/* Redo handlers of the data structures that log into this store: recovery (at open)
+	 * needs every type the log may contain; an unknown type is PBOX_ECORRUPT. The array
+	 * must stay valid while the store is open. */
+	const pbox_redo_handler *redo;
+	unsigned nredo;
+} pbox_store_options;
+
+void pbox_store_options_init(pbox_store_options *o);
+
+/* Open (and recover) or create a store. Errors: PBOX_ELOCKED (another process has it open:
+ * the message names the LOCK file), PBOX_ENOTFOUND (no store and !create), PBOX_ECORRUPT
+ * (no valid superblock, a damaged page recovery cannot repair, a damaged log),
+ * PBOX_EVERSION, PBOX_EINVAL (bad options), -errno. */
+int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **out);
+
+/* Checkpoint-free close: make the log durable, write back dirty pages, write a superblock,
+ * release everything. Returns the first error (the store is freed regardless). */
+int pbox_store_close(pbox_store *st);
+
+uint32_t pbox_store_page_size(const pbox_store *st);
+pbox_wal *pbox_store_wal(pbox_store *st);
+
+/* Change the resident budget while running; shrinking evicts down to it (returns
+ * PBOX_EFULL if pages are held so that it cannot). */
+int pbox_store_set_budget(pbox_store *st, uint64_t budget_bytes);
+
+/* ---- redo handlers --------------------------------------------------------------------- */
+
+/* Re-apply one logged change to a page during recovery. page is the page's memory (page_size
+ * bytes, header included); payload is what pbox_mtr_log recorded. Must be deterministic and
+ * must check the payload and page bytes (they come from disk): return 0 or PBOX_ECORRUPT. */
+typedef int (*pbox_redo_fn)(void *page, uint32_t page_size, const void *payload, uint32_t len,
+			    void *arg);
+
+/* Record types below PBOX_REDO_TYPE_USER belong to storage itself. */
+#define PBOX_REDO_TYPE_USER 256u
+
+typedef struct pbox_redo_handler {
+	uint16_t type; /* >= PBOX_REDO_TYPE_USER */
+	pbox_redo_fn fn;
+	void *arg;
+} pbox_redo_handler;
+
+/* ---- page access ------------------------------------------------------------------------- */
+
+static inline void *pbox_page_addr(pbox_store *st, pbox_pid pid);
+pbox_latch *pbox_page_latch(pbox_store *st, pbox_pid pid);
+
+/* Make the page resident (reading and verifying it if needed) and begin an optimistic read:
+ * *version is the latch version to validate against. Errors: PBOX_EINVAL (pid beyond the
+ * store), PBOX_ECORRUPT (bad checksum or page id on disk), PBOX_EFULL, PBOX_EPOISONED,
+ * -errno. */
+int pbox_page_fix_opt(pbox_store *st, pbox_pid pid, uint64_t *version);
+bool pbox_page_validate(pbox_store *st, pbox_pid pid, uint64_t version);
+/* Shared and exclusive fixes: the page stays resident and latched until unfix. */
+int pbox_page_fix_shared(pbox_store *st, pbox_pid pid);
+void pbox_page_unfix_shared(pbox_store *st, pbox_pid pid);
+
+/* Fault in a list of pages with many reads in flight (io_uring); pages already resident are
+ * skipped. Returns the first error met (the others are still attempted). */
+int pbox_page_prefetch(pbox_store *st, const pbox_pid *pids, unsigned n);
+
+/* ---- mini-transactions ------------------------------------------------------------------- */
+
+#define PBOX_MTR_MAX_PAGES 32
+
+typedef struct pbox_mtr pbox_mtr;
+
+/* Begin a mini-transaction (allocated; never fails except -ENOMEM / PBOX_EPOISONED). */
+int pbox_mtr_begin(pbox_store *st, pbox_mtr **out);
+/* Latch pid exclusively for this mtr (no-op if it already holds it) and return its memory.
+ * Pages must be latched in an order that cannot deadlock with other mtrs (the caller's
+ * protocol: e.g. top-down in a tree). PBOX_ELIMIT beyond PBOX_MTR_MAX_PAGES. */
+int pbox_mtr_fix(pbox_mtr *m, pbox_pid pid, void **page);
+/* Upgrade an optimistic read of pid (version) to an exclusive latch held by the mtr;
+ * PBOX_ERESTART if the page changed since. */
+int pbox_mtr_fix_upgrade(pbox_mtr *m, pbox_pid pid, uint64_t version, void **page);
+/* Allocate a page (reusing a freed one if any), latched, zeroed, header set to type. */
+int pbox_mtr_alloc(pbox_mtr *m, uint16_t type, pbox_pid *pid, void **page);
+/* Free a page held by this mtr; it is reused by later allocations, also after restart. */
+int pbox_mtr_free(pbox_mtr *m, pbox_pid pid);
+/* Log a redo record for a page held by this mtr: the caller has already made the change in
+ * memory; recovery re-applies it with the handler registered for type. */
+int pbox_mtr_log(pbox_mtr *m, pbox_pid pid, uint16_t type, const void *payload, uint32_t len);
+/* Copy len bytes to offset off of a page held by this mtr and log it (physical redo). */
+int pbox_mtr_write(pbox_mtr *m, pbox_pid pid, uint32_t off, const void *src, uint32_t len);
+/* Commit: one WAL group (with full-page images where a page changes for the first time
+ * since the last checkpoint), page LSNs stamped, latches released, the mtr freed. With
+ * durable, returns once the group is on disk. *lsn (if non-NULL) gets the group's LSN.
+ * A commit that fails poisons the store (its changes are in memory but not in the log). */
+int pbox_mtr_commit(pbox_mtr *m, bool durable, pbox_lsn *lsn);
+/* Release everything without logging. Only valid if no page was changed (e.g. after a
+ * PBOX_ERESTART from fix_upgrade); otherwise the store is poisoned. */
+void pbox_mtr_abort(pbox_mtr *m, bool changed);
+
+/* ---- meta slots -------------------------------------------------------------------------- */
+
+#define PBOX_META_SLOTS 8
+/* Read a user meta slot (e.g. the btree's catalog root). Set it inside an mtr: logged and
+ * atomic with the mtr's other changes. */
+uint64_t pbox_store_meta_get(pbox_store *st, unsigned slot);
+int pbox_mtr_meta_set(pbox_mtr *m, unsigned slot, uint64_t value);
+
+/* ---- checkpoints and introspection ------------------------------------------------------- */
+
+/* Fuzzy checkpoint (writers continue): write back every page dirtied before it began
+ * (WAL rule respected), write the superblock with the new redo start, recycle the log. */
+int pbox_store_checkpoint(pbox_store *st);
+
+typedef struct pbox_store_stats {
+	uint32_t page_size;
+	uint64_t page_count;          /* pages in the data file (high-water mark) */
+	uint64_t free_pages;          /* on the free list */
+	uint64_t budget_bytes, resident_pages, resident_bytes, dirty_pages;
+	bool direct_io;
+	pbox_lsn redo_start, wal_end, wal_durable;
+	uint64_t checkpoints;
+	/* last recovery */
+	uint64_t recovery_groups, recovery_records, recovery_bytes, recovery_pages_restored,
+		recovery_ns;
+	/* pool metrics (zero with PBOX_METRICS=0) */
+	uint64_t hits, misses, reads, writes, evictions, reheats, prefetches;
+} pbox_store_stats;
+
+void pbox_store_get_stats(pbox_store *st, pbox_store_stats *s);
+
+/* ---- inline helpers (not API: layout exposed for speed) -------------------------------- */
+struct pbox_store_pub {
+	unsigned char *base;
+	uint32_t page_size;
+	uint32_t page_shift;
+};
+
+static inline void *pbox_page_addr(pbox_store *st, pbox_pid pid)
+{
+	const struct pbox_store_pub *p = (const struct pbox_store_pub *)st;
+	return p->base + ((size_t)pid << p->page_shift);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif
