@@ -210,7 +210,9 @@ static inline int pbox__poisoned(pbox_store *st)
 int pbox__store_grow(pbox_store *st, uint64_t need_pages);
 
 /* ---- mtr.c -------------------------------------------------------------------------- */
+/* Apply one record of the group ending at end. *decision caches, per page and group,
+ * whether the group applies to the page (-1: not decided yet). */
 int pbox__redo_apply(pbox_store *st, uint16_t type, const unsigned char *payload, uint32_t len,
-		     pbox_lsn end, bool *restored);
+		     pbox_lsn end, bool *restored, int *decision);
 
 #endif

@@ -62,6 +62,23 @@ enum {
 	PBOX_PAGE_TYPE_USER = 16,
 };
 
+/* ---- redo handlers --------------------------------------------------------------------- */
+
+/* Re-apply one logged change to a page during recovery. page is the page's memory (page_size
+ * bytes, header included); payload is what pbox_mtr_log recorded. Must be deterministic and
+ * must check the payload and page bytes (they come from disk): return 0 or PBOX_ECORRUPT. */
+typedef int (*pbox_redo_fn)(void *page, uint32_t page_size, const void *payload, uint32_t len,
+			    void *arg);
+
+/* Record types below PBOX_REDO_TYPE_USER belong to storage itself. */
+#define PBOX_REDO_TYPE_USER 256u
+
+typedef struct pbox_redo_handler {
+	uint16_t type; /* >= PBOX_REDO_TYPE_USER */
+	pbox_redo_fn fn;
+	void *arg;
+} pbox_redo_handler;
+
 /* ---- opening ----------------------------------------------------------------------------- */
 
 typedef struct pbox_store_options {
@@ -77,6 +94,8 @@ typedef struct pbox_store_options {
 	pbox_wal_sync wal_sync;    /* default fdatasync */
 	uint32_t wal_flush_delay_us; /* background WAL flush ("fast" durability); default 1000 */
 	uint64_t wal_segment_size; /* default 64 MiB */
+	char *errbuf;              /* if non-NULL: on failure, a one-line explanation */
+	size_t errbuf_len;
 	/* Redo handlers of the data structures that log into this store: recovery (at open)
 	 * needs every type the log may contain; an unknown type is PBOX_ECORRUPT. The array
 	 * must stay valid while the store is open. */
@@ -102,23 +121,6 @@ pbox_wal *pbox_store_wal(pbox_store *st);
 /* Change the resident budget while running; shrinking evicts down to it (returns
  * PBOX_EFULL if pages are held so that it cannot). */
 int pbox_store_set_budget(pbox_store *st, uint64_t budget_bytes);
-
-/* ---- redo handlers --------------------------------------------------------------------- */
-
-/* Re-apply one logged change to a page during recovery. page is the page's memory (page_size
- * bytes, header included); payload is what pbox_mtr_log recorded. Must be deterministic and
- * must check the payload and page bytes (they come from disk): return 0 or PBOX_ECORRUPT. */
-typedef int (*pbox_redo_fn)(void *page, uint32_t page_size, const void *payload, uint32_t len,
-			    void *arg);
-
-/* Record types below PBOX_REDO_TYPE_USER belong to storage itself. */
-#define PBOX_REDO_TYPE_USER 256u
-
-typedef struct pbox_redo_handler {
-	uint16_t type; /* >= PBOX_REDO_TYPE_USER */
-	pbox_redo_fn fn;
-	void *arg;
-} pbox_redo_handler;
 
 /* ---- page access ------------------------------------------------------------------------- */
 
