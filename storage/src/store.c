@@ -451,21 +451,32 @@ int pbox_store_checkpoint(pbox_store *st)
 	atomic_fetch_add(&st->ckpt_epoch, 1);
 	pbox_lsn c = pbox_wal_end_lsn(st->wal);
 	pthread_rwlock_unlock(&st->ckpt_lock);
-	/* 2: scan the resident set in slices (res_mu is not held while writing) */
+	/* 2: snapshot the resident set, then write from the snapshot. (Scanning the live set
+	 * in slices would miss pages that a concurrent eviction's swap-remove moves into an
+	 * already scanned slot.) A dirty page is always resident; a page loaded after the
+	 * snapshot was clean then, so any change to it has a dirty LSN above c. */
+	pthread_mutex_lock(&st->res_mu);
+	uint32_t nsnap = st->res_n;
+	pbox_pid *snap = pbox_malloc((nsnap ? nsnap : 1) * sizeof(*snap));
+	if (snap)
+		memcpy(snap, st->res, nsnap * sizeof(*snap));
+	pthread_mutex_unlock(&st->res_mu);
+	if (!snap) {
+		pthread_mutex_unlock(&st->ckpt_mu);
+		return -ENOMEM;
+	}
 	uint32_t slot = 0;
 	for (;;) {
 		pbox_pid cand[CKPT_BATCH];
 		unsigned n = 0;
-		pthread_mutex_lock(&st->res_mu);
-		while (slot < st->res_n && n < CKPT_BATCH) {
-			pbox_pid pid = st->res[slot++];
+		while (slot < nsnap && n < CKPT_BATCH) {
+			pbox_pid pid = snap[slot++];
 			uint64_t d = atomic_load_explicit(&pbox__frame(st, pid)->dirty,
 							  memory_order_relaxed);
 			if (d && d <= c)
 				cand[n++] = pid;
 		}
-		bool more = slot < st->res_n;
-		pthread_mutex_unlock(&st->res_mu);
+		bool more = slot < nsnap;
 		/* latch shared, re-check; hold across the write. Only the first latch of a batch
 		 * may block: a checkpoint that waited for a latch while holding others could
 		 * deadlock with an mtr holding that one and waiting for one of ours. */
@@ -505,6 +516,7 @@ int pbox_store_checkpoint(pbox_store *st)
 		if (!more)
 			break;
 	}
+	pbox_free(snap);
 	/* 3, 4 */
 	if (!r)
 		r = st->io->fdatasync(st->io, st->data_fd);
