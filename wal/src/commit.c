@@ -421,10 +421,14 @@ int pbox_wal_wait_durable(pbox_wal *wal, pbox_lsn lsn)
 		return PBOX_EPOISONED;
 	if (atomic_load_explicit(&wal->durable, memory_order_acquire) >= lsn)
 		return 0;
+#if PBOX_METRICS
 	uint64_t t0 = now_ns();
 	int r = wait_for(wal, lsn, false);
 	PBOX_M_ADD(wal->m.wait_ns, now_ns() - t0);
 	return r;
+#else
+	return wait_for(wal, lsn, false);
+#endif
 }
 
 int pbox_wal_flush(pbox_wal *wal)

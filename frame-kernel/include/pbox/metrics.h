@@ -60,8 +60,10 @@ uint64_t pbox_hist_quantile(const pbox_hist_snap *s, double q);
 #define PBOX_M_ADD(counter, n) atomic_fetch_add_explicit(&(counter), (n), memory_order_relaxed)
 #define PBOX_M_HIST(hist, v) pbox_hist_add(&(hist), (v))
 #else
-#define PBOX_M_ADD(counter, n) ((void)0)
-#define PBOX_M_HIST(hist, v) ((void)0)
+/* Not evaluated (sizeof), but referenced, so variables used only for metrics do not
+ * warn as unused. Guard expensive measurements with #if PBOX_METRICS. */
+#define PBOX_M_ADD(counter, n) ((void)sizeof(counter), (void)sizeof(n))
+#define PBOX_M_HIST(hist, v) ((void)sizeof(hist), (void)sizeof(v))
 #endif
 
 #ifdef __cplusplus
