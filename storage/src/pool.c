@@ -254,9 +254,7 @@ static int load_locked(pbox_store *st, pbox_pid pid, bool allow_torn, bool *torn
 		return r == PBOX_EINVAL ? PBOX_EBUSY : r;
 	uint64_t owned = pbox_swip_next(snap, PBOX_FRAME_LOADING);
 	unsigned char *p = pbox_page_addr(st, pid);
-	pthread_mutex_lock(&st->grow_mu);
-	bool on_disk = !fresh && pid < st->file_pages;
-	pthread_mutex_unlock(&st->grow_mu);
+	bool on_disk = !fresh && pid < atomic_load_explicit(&st->file_pages, memory_order_acquire);
 	if (on_disk) {
 		void *b = p;
 		int res;
@@ -461,9 +459,7 @@ int pbox_page_prefetch(pbox_store *st, const pbox_pid *pids, unsigned n)
 		int r = 0;
 		if (atomic_load_explicit(&st->resident, memory_order_relaxed) + k > budget)
 			r = pbox__pool_evict(st, budget > k ? budget - k : 0);
-		pthread_mutex_lock(&st->grow_mu);
-		uint64_t fp = st->file_pages;
-		pthread_mutex_unlock(&st->grow_mu);
+		uint64_t fp = atomic_load_explicit(&st->file_pages, memory_order_acquire);
 		if (!r) {
 			/* pages beyond the file's end were never written: zero, no read */
 			pbox_pid rp[EVICT_BATCH];

@@ -150,7 +150,8 @@ struct pbox_store {
 	/* allocation: the meta page's latch serialises allocators; file growth under grow_mu */
 	_Atomic uint64_t page_count; /* mirror of the meta page's page count */
 	pthread_mutex_t grow_mu;
-	uint64_t file_pages; /* pages the data file holds (grow_mu) */
+	_Atomic uint64_t file_pages; /* pages the data file holds: written under grow_mu, read
+	                                without it (a fault only needs a recent value) */
 
 	/* checkpoints */
 	pthread_rwlock_t ckpt_lock; /* commits: shared around append + stamp; checkpoint begin:

@@ -87,7 +87,7 @@ int pbox__store_grow(pbox_store *st, uint64_t need_pages)
 			r = PBOX_ENOSPC;
 		else if (!(r = st->io->fallocate(st->io, st->data_fd, 0,
 						 target * st->pub.page_size)))
-			st->file_pages = target;
+			atomic_store_explicit(&st->file_pages, target, memory_order_release);
 	}
 	pthread_mutex_unlock(&st->grow_mu);
 	return r;
