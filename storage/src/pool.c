@@ -238,7 +238,11 @@ static int make_room(pbox_store *st)
 	if (atomic_load_explicit(&st->resident, memory_order_relaxed) < budget)
 		return 0;
 	uint64_t batch = budget / 16 < EVICT_BATCH ? budget / 16 : EVICT_BATCH;
-	return pbox__pool_evict(st, budget - (batch ? batch : 1));
+	int r = pbox__pool_evict(st, budget - (batch ? batch : 1));
+	/* evicting a whole batch may be impossible while one page still fits */
+	if (r == PBOX_EFULL && atomic_load_explicit(&st->resident, memory_order_relaxed) < budget)
+		r = 0;
+	return r;
 }
 
 /* Load pid, whose exclusive latch the caller holds and which is EVICTED (A1, A2). */
@@ -431,8 +435,12 @@ int pbox_page_prefetch(pbox_store *st, const pbox_pid *pids, unsigned n)
 		unsigned k = 0;
 		for (; i < n && k < EVICT_BATCH; i++) {
 			pbox_pid pid = pids[i];
-			if (check_pid(st, pid))
+			int e = check_pid(st, pid);
+			if (e) {
+				if (!first)
+					first = e;
 				continue;
+			}
 			frame *f = pbox__frame(st, pid);
 			if (pbox_swip_state(pbox_swip_load(&f->swip)) != PBOX_FRAME_EVICTED ||
 			    !pbox_latch_exclusive_try(&f->latch))

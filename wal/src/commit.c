@@ -124,6 +124,15 @@ static int write_range(pbox_wal *wal, uint64_t a, uint64_t b, uint64_t sync_from
 		unsigned ns = 0;
 		if (sync_now) {
 			uint64_t k0 = sync_from / S, k1 = (b ? b - 1 : 0) / S;
+			/* segments below the first one kept were recycled: nothing left to sync
+			 * there (possible with SYNC_NONE, whose synced mark lags) */
+			pthread_mutex_lock(&wal->seg_mu);
+			uint64_t first = wal->nsegs ? wal->segs[0].k : k0;
+			pthread_mutex_unlock(&wal->seg_mu);
+			if (k0 < first)
+				k0 = first;
+			if (k1 < k0)
+				k1 = k0;
 			if (b <= sync_from)
 				k1 = k0;
 			for (uint64_t k = k0; k <= k1 && ns < 8; k++) {
