@@ -72,6 +72,7 @@ static const char *const PROG = "pbox-bench-pool";
 /* ---- options ----------------------------------------------------------------------------- */
 
 static uint64_t opt_pages, opt_budget, opt_oom_pages;
+static bool opt_bg_evict;
 static pbox_bench_list opt_workloads, opt_engines;
 
 static const pbox_bench_option extra[] = {
@@ -85,6 +86,8 @@ static const pbox_bench_option extra[] = {
 	  "read-inmem,read-oom-sync,read-oom-prefetch32 (default: all)" },
 	{ "engines", PBOX_BENCH_OPT_LIST, &opt_engines, "LIST",
 	  "pagebox,raw-pread-qd1,raw-pread-qd32 (default: all)" },
+	{ "bg-evict", PBOX_BENCH_OPT_FLAG, &opt_bg_evict, NULL,
+	  "open the store with a background evictor (default: faulting threads evict)" },
 };
 
 static bool want_workload(const char *w)
@@ -363,6 +366,7 @@ static pbox_store_options store_opts(uint64_t budget_bytes)
 	 * checkpoint recycled a segment fails with PBOX_EINVAL, so close would fail.) */
 	o.wal_sync = PBOX_WAL_SYNC_FDATASYNC;
 	o.wal_flush_delay_us = 0;
+	o.background_evictor = opt_bg_evict;
 	return o;
 }
 

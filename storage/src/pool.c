@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #define EVICT_BATCH 64u
 
@@ -232,10 +233,75 @@ int pbox__pool_write_pages(pbox_store *st, const pbox_pid *pids, unsigned n)
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
+/* With a background evictor: it keeps the pool between these marks. */
+static uint64_t bg_low(uint64_t budget)
+{
+	uint64_t gap = budget / 16 < EVICT_BATCH ? budget / 16 : EVICT_BATCH;
+	return budget - (gap ? gap : 1);
+}
+
+static void bg_kick(pbox_store *st)
+{
+	pthread_mutex_lock(&st->bg_mu);
+	pthread_cond_signal(&st->bg_cv);
+	pthread_mutex_unlock(&st->bg_mu);
+}
+
+static void *bg_main(void *arg)
+{
+	pbox_store *st = arg;
+	pthread_mutex_lock(&st->bg_mu);
+	while (!st->bg_stop) {
+		uint64_t budget = atomic_load_explicit(&st->budget_pages, memory_order_relaxed);
+		uint64_t low = bg_low(budget);
+		if (atomic_load_explicit(&st->resident, memory_order_relaxed) <= low ||
+		    pbox__poisoned(st)) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 10000000; /* 10 ms: a budget change is noticed soon */
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&st->bg_cv, &st->bg_mu, &ts);
+			continue;
+		}
+		pthread_mutex_unlock(&st->bg_mu);
+		(void)pbox__pool_evict(st, low); /* errors poison or resurface in faults */
+		pthread_mutex_lock(&st->bg_mu);
+	}
+	pthread_mutex_unlock(&st->bg_mu);
+	return NULL;
+}
+
+int pbox__pool_bg_start(pbox_store *st)
+{
+	int r = pthread_create(&st->bg, NULL, bg_main, st);
+	if (r)
+		return -r;
+	st->bg_running = true;
+	return 0;
+}
+
+void pbox__pool_bg_stop(pbox_store *st)
+{
+	if (!st->bg_running)
+		return;
+	pthread_mutex_lock(&st->bg_mu);
+	st->bg_stop = true;
+	pthread_cond_signal(&st->bg_cv);
+	pthread_mutex_unlock(&st->bg_mu);
+	pthread_join(st->bg, NULL);
+	st->bg_running = false;
+}
+
 static int make_room(pbox_store *st)
 {
 	uint64_t budget = atomic_load_explicit(&st->budget_pages, memory_order_relaxed);
-	if (atomic_load_explicit(&st->resident, memory_order_relaxed) < budget)
+	uint64_t resident = atomic_load_explicit(&st->resident, memory_order_relaxed);
+	if (st->bg_running && resident > bg_low(budget))
+		bg_kick(st); /* below the budget still: the fault need not wait */
+	if (resident < budget)
 		return 0;
 	uint64_t batch = budget / 16 < EVICT_BATCH ? budget / 16 : EVICT_BATCH;
 	int r = pbox__pool_evict(st, budget - (batch ? batch : 1));

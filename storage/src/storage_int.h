@@ -146,6 +146,11 @@ struct pbox_store {
 	_Atomic uint64_t resident;
 	_Atomic uint64_t budget_pages;
 	pthread_mutex_t evict_mu; /* one evictor at a time */
+	/* background evictor (optional): bg_mu + bg_cv, bg_stop */
+	pthread_mutex_t bg_mu;
+	pthread_cond_t bg_cv;
+	pthread_t bg;
+	bool bg_running, bg_stop;
 
 	/* allocation: the meta page's latch serialises allocators; file growth under grow_mu */
 	_Atomic uint64_t page_count; /* mirror of the meta page's page count */
@@ -201,6 +206,8 @@ int pbox__pool_fix_new(pbox_store *st, pbox_pid pid);
 /* Write pages (caller holds them latched, S or X; WAL rule already met) in one batch. */
 int pbox__pool_write_pages(pbox_store *st, const pbox_pid *pids, unsigned n);
 int pbox__pool_evict(pbox_store *st, uint64_t target_resident);
+int pbox__pool_bg_start(pbox_store *st);
+void pbox__pool_bg_stop(pbox_store *st);
 void pbox__set_poison(pbox_store *st, int err);
 static inline int pbox__poisoned(pbox_store *st)
 {

@@ -175,6 +175,7 @@ static int read_super(pbox_io *io, int fd, uint32_t *ps_out, uint64_t *gen, pbox
 
 static void destroy(pbox_store *st)
 {
+	pbox__pool_bg_stop(st);
 	if (st->wal)
 		pbox_wal_close(st->wal);
 	pbox__pool_fini(st);
@@ -187,6 +188,8 @@ static void destroy(pbox_store *st)
 	pthread_mutex_destroy(&st->grow_mu);
 	pthread_mutex_destroy(&st->ckpt_mu);
 	pthread_mutex_destroy(&st->ring_mu);
+	pthread_mutex_destroy(&st->bg_mu);
+	pthread_cond_destroy(&st->bg_cv);
 	pthread_rwlock_destroy(&st->ckpt_lock);
 	pbox_free(st->dir);
 	pbox_free(st);
@@ -278,6 +281,8 @@ int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **o
 	pthread_mutex_init(&st->grow_mu, NULL);
 	pthread_mutex_init(&st->ckpt_mu, NULL);
 	pthread_mutex_init(&st->ring_mu, NULL);
+	pthread_mutex_init(&st->bg_mu, NULL);
+	pthread_cond_init(&st->bg_cv, NULL);
 	pthread_rwlock_init(&st->ckpt_lock, NULL);
 	atomic_store(&st->ckpt_epoch, 1);
 	pbox_io *io = st->io;
@@ -412,6 +417,8 @@ int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **o
 	st->recovering = false;
 	if (r)
 		goto fail;
+	if (o->background_evictor && (r = pbox__pool_bg_start(st)))
+		goto fail;
 	*out = st;
 	return 0;
 fail:
@@ -536,6 +543,7 @@ int pbox_store_close(pbox_store *st)
 {
 	if (!st)
 		return 0;
+	pbox__pool_bg_stop(st);
 	int r = pbox__poisoned(st);
 	if (!r)
 		r = pbox_wal_flush(st->wal);

@@ -379,6 +379,7 @@ static void store_powercut_cycle(uint64_t seed, unsigned nwriters, bool ckpt_thr
 	pbox_io_memfs *fs = new_fs(&io);
 	pbox_store_options o = opts(io);
 	o.wal_flush_delay_us = pbox_rng_below(&r, 2) ? 300 : 0;
+	o.background_evictor = pbox_rng_below(&r, 2);
 	pbox_store *st;
 	ck_assert_int_eq(pbox_store_open(DIR_, &o, &st), 0);
 	static crash_writer ws[4];

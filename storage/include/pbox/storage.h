@@ -91,6 +91,9 @@ typedef struct pbox_store_options {
 	uint64_t max_bytes;        /* largest the data file may grow (default 1 TiB): sizes the
 	                              virtual reservation; beyond it allocation is PBOX_ENOSPC */
 	bool no_direct_io;         /* use buffered I/O for the data file even where O_DIRECT works */
+	bool background_evictor;   /* a thread keeps the pool a little below its budget so that
+	                              faults rarely evict; off: faulting threads evict (see
+	                              docs/DESIGN.md for the measurement behind the default) */
 	pbox_wal_sync wal_sync;    /* default fdatasync */
 	uint32_t wal_flush_delay_us; /* background WAL flush ("fast" durability); default 1000 */
 	uint64_t wal_segment_size; /* default 64 MiB */
