@@ -268,6 +268,8 @@ int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **o
 	for (unsigned i = 0; i < o->nredo; i++)
 		if (o->redo[i].type < PBOX_REDO_TYPE_USER || !o->redo[i].fn)
 			return PBOX_EINVAL;
+	if (o->errbuf && o->errbuf_len)
+		o->errbuf[0] = 0;
 	pbox_store *st = pbox_aligned_alloc(PBOX_CACHELINE, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
@@ -333,6 +335,8 @@ int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **o
 		goto fail;
 	}
 	st->direct = (flags & O_DIRECT) != 0;
+	if (!st->direct && !o->no_direct_io) /* the fallback is noted once, here */
+		explain(o, "note: the file system of %s refuses O_DIRECT; using buffered I/O", path);
 	uint32_t ps = o->page_size;
 	uint64_t ckpts = 0;
 	pbox_lsn redo = 0;

@@ -254,6 +254,60 @@ START_TEST(test_page_sizes_and_superblocks)
 }
 END_TEST
 
+/* ---- O_DIRECT and its fallback, on real files ---------------------------------------------- */
+
+static void direct_io_case(pbox_io *io, const char *dir, bool expect_direct)
+{
+	pbox_store_options o = opts(io);
+	char note[256];
+	o.errbuf = note;
+	o.errbuf_len = sizeof(note);
+	pbox_store *st;
+	ck_assert_int_eq(pbox_store_open(dir, &o, &st), 0);
+	pbox_store_stats s;
+	pbox_store_get_stats(st, &s);
+	ck_assert_int_eq(s.direct_io, expect_direct);
+	if (expect_direct)
+		ck_assert_str_eq(note, "");
+	else
+		ck_assert_ptr_nonnull(strstr(note, "O_DIRECT")); /* noted once, at open */
+	pbox_pid pid;
+	pbox_mtr *m;
+	ck_assert_int_eq(pbox_mtr_begin(st, &m), 0);
+	ck_assert_int_eq(pbox_mtr_alloc(m, PAGE_CTR, &pid, NULL), 0);
+	ck_assert_int_eq(mtr_add(m, pid, 9, 99), 0);
+	ck_assert_int_eq(pbox_mtr_commit(m, true, NULL), 0);
+	ck_assert_int_eq(pbox_store_close(st), 0);
+	o.create = false;
+	ck_assert_int_eq(pbox_store_open(dir, &o, &st), 0);
+	ck_assert_uint_eq(read_ctr(st, pid, 9), 99);
+	ck_assert_int_eq(pbox_store_close(st), 0);
+}
+
+START_TEST(test_direct_io_fallback)
+{
+	/* real files (ext4 on the machines this runs on: O_DIRECT works) */
+	char *tmp = pbox_test_tmpdir("direct");
+	ck_assert_ptr_nonnull(tmp);
+	char dir[600];
+	snprintf(dir, sizeof(dir), "%s/st", tmp);
+	direct_io_case(NULL, dir, true);
+	pbox_test_rmtree(tmp);
+	free(tmp);
+	/* a file system that refuses O_DIRECT: the data file's first open fails with EINVAL
+	 * (open call 1 is LOCK, call 2 the data file with O_DIRECT) */
+	pbox_io *mio;
+	pbox_io_memfs *fs = new_fs(&mio);
+	pbox_io_faulty *f;
+	ck_assert_int_eq(pbox_io_faulty_create(mio, &f), 0);
+	pbox_io_faulty_arm(f, PBOX_IO_OPEN, 2, EINVAL, false);
+	direct_io_case(pbox_io_faulty_io(f), DIR_, false);
+	ck_assert(pbox_io_faulty_fired(f));
+	pbox_io_faulty_destroy(f);
+	pbox_io_memfs_destroy(fs);
+}
+END_TEST
+
 /* ---- torn pages are restored from full-page images --------------------------------------- */
 
 START_TEST(test_torn_page_restored)
@@ -517,6 +571,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_create_reopen);
 	tcase_add_test(tc, test_page_sizes_and_superblocks);
 	tcase_add_test(tc, test_torn_page_restored);
+	tcase_add_test(tc, test_direct_io_fallback);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("powercut");
 	tcase_set_timeout(tc, 900);

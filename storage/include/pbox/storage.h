@@ -97,7 +97,8 @@ typedef struct pbox_store_options {
 	pbox_wal_sync wal_sync;    /* default fdatasync */
 	uint32_t wal_flush_delay_us; /* background WAL flush ("fast" durability); default 1000 */
 	uint64_t wal_segment_size; /* default 64 MiB */
-	char *errbuf;              /* if non-NULL: on failure, a one-line explanation */
+	char *errbuf;              /* if non-NULL: on failure, a one-line explanation; on success
+	                              a notice, if any (e.g. the O_DIRECT fallback), else "" */
 	size_t errbuf_len;
 	/* Redo handlers of the data structures that log into this store: recovery (at open)
 	 * needs every type the log may contain; an unknown type is PBOX_ECORRUPT. The array
