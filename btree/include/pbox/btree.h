@@ -1,0 +1,159 @@
+/*
+ * pbox/btree.h — a concurrent B+tree on a pagebox store.
+ *
+ * Keys and values are byte strings; keys compare with memcmp, a shorter key before its
+ * extensions. Many named trees share one store through a catalog (itself a tree, rooted in
+ * the store's meta slot PBOX_BT_META_CATALOG). A tree's root page id never changes: a root
+ * split moves the root's contents into two new children.
+ *
+ * Every change is a mini-transaction with physiological redo records, so a crash never
+ * leaves half an insert or half a split. Stores that hold trees must be opened with the
+ * tree's redo handlers:
+ *
+ *     const pbox_redo_handler *h; unsigned n;
+ *     pbox_bt_redo_handlers(&h, &n);
+ *     opts.redo = h; opts.nredo = n;
+ *     pbox_store_open(dir, &opts, &st);
+ *
+ * Concurrency: no tree-wide lock. Readers descend with optimistic lock coupling (no writes to
+ * shared cache lines on the way down); writers descend the same way and latch exclusively
+ * only the pages they change. Any number of threads may use one pbox_bt handle.
+ *
+ * Return codes: 0, a negative errno from the OS, or PBOX_E*: PBOX_EINVAL (bad argument, key
+ * or value over the limit), PBOX_ENOTFOUND, PBOX_EEXIST, PBOX_ETOOSMALL (lookup buffer too
+ * small: *vlen holds the size needed), PBOX_ECORRUPT, PBOX_EPOISONED (the store refuses
+ * work after a failed write or sync), PBOX_ECLOSED (the tree was dropped), -ENOMEM.
+ * Out-parameters are written only on success (and *vlen on PBOX_ETOOSMALL).
+ *
+ * Durability: by default an operation is "fast": it returns once its log group is appended
+ * and becomes durable within the store's WAL flush delay. With PBOX_BT_DURABLE it returns
+ * only once the change is on disk.
+ */
+#ifndef PBOX_BTREE_H
+#define PBOX_BTREE_H
+
+#include <pbox/storage.h>
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pbox_bt pbox_bt;
+
+#define PBOX_BT_META_CATALOG 0u /* the store meta slot holding the catalog's root page id */
+#define PBOX_BT_NAME_MAX 255u   /* longest tree name */
+
+/* Flags of the changing operations. */
+#define PBOX_BT_DURABLE 0x1u /* return only when the change is durable */
+
+/* The redo handlers every store holding trees must be opened with (static storage). */
+void pbox_bt_redo_handlers(const pbox_redo_handler **handlers, unsigned *n);
+
+/* ---- trees ------------------------------------------------------------------------------- */
+
+/* Create the tree called name (1..PBOX_BT_NAME_MAX bytes) and open it. PBOX_EEXIST if it
+ * exists. The creation is durable on return. */
+int pbox_bt_create(pbox_store *st, const char *name, pbox_bt **out);
+/* Open an existing tree. PBOX_ENOTFOUND if there is none of that name. */
+int pbox_bt_open(pbox_store *st, const char *name, pbox_bt **out);
+/* Open, creating it if needed. */
+int pbox_bt_open_or_create(pbox_store *st, const char *name, pbox_bt **out);
+/* Call fn for every tree name in order; a non-zero return from fn stops and is returned. */
+int pbox_bt_list(pbox_store *st, int (*fn)(const char *name, size_t len, void *arg), void *arg);
+/* Free the handle (the tree stays in the store). */
+void pbox_bt_close(pbox_bt *bt);
+
+/* Limits for this store's page size: longest key, longest value. */
+size_t pbox_bt_key_max(const pbox_store *st);
+size_t pbox_bt_value_max(const pbox_store *st, size_t klen);
+
+/* ---- point operations -------------------------------------------------------------------- */
+
+/* Copy the value of key into buf (capacity cap); *vlen = its length. PBOX_ETOOSMALL (and
+ * *vlen = the length needed) when cap is too small; PBOX_ENOTFOUND. */
+int pbox_bt_lookup(pbox_bt *bt, const void *key, size_t klen, void *buf, size_t cap,
+		   size_t *vlen);
+/* Zero-copy lookup: fn sees the value in place (valid only during the call). fn may run more
+ * than once for one lookup when a concurrent change forces a restart; only its last run
+ * counts, and it must not have side effects that cannot be repeated. Its return value is
+ * returned when non-zero. */
+int pbox_bt_lookup_cb(pbox_bt *bt, const void *key, size_t klen,
+		      int (*fn)(const void *val, size_t vlen, void *arg), void *arg);
+
+/* Insert a new key: PBOX_EEXIST if present. */
+int pbox_bt_insert(pbox_bt *bt, const void *key, size_t klen, const void *val, size_t vlen,
+		   unsigned flags);
+/* Insert or replace. */
+int pbox_bt_upsert(pbox_bt *bt, const void *key, size_t klen, const void *val, size_t vlen,
+		   unsigned flags);
+/* Replace the value of an existing key: PBOX_ENOTFOUND if absent. */
+int pbox_bt_update(pbox_bt *bt, const void *key, size_t klen, const void *val, size_t vlen,
+		   unsigned flags);
+/* Remove a key: PBOX_ENOTFOUND if absent. */
+int pbox_bt_remove(pbox_bt *bt, const void *key, size_t klen, unsigned flags);
+
+/* ---- scans ------------------------------------------------------------------------------- */
+
+/* Called for each pair in order; key and value are valid only during the call. Non-zero
+ * stops the scan and is returned by it. */
+typedef int (*pbox_bt_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen,
+			       void *arg);
+
+/* Forward scan of the keys k with start <= k < end (start NULL: from the first key; end
+ * NULL: to the last). Each leaf is read consistently; a concurrent change between leaves is
+ * seen or not, but no key is reported twice or out of order. */
+int pbox_bt_scan(pbox_bt *bt, const void *start, size_t slen, const void *end, size_t elen,
+		 pbox_bt_scan_fn fn, void *arg);
+
+/* Scan flags. */
+#define PBOX_BT_SCAN_REVERSE 0x1u /* from the last key below end down to start */
+
+/* Like pbox_bt_scan, in either direction: keys k with start <= k < end. */
+int pbox_bt_scan_ex(pbox_bt *bt, const void *start, size_t slen, const void *end, size_t elen,
+		    unsigned flags, pbox_bt_scan_fn fn, void *arg);
+/* Every key that starts with prefix, in order (PBOX_BT_SCAN_REVERSE: backwards). */
+int pbox_bt_scan_prefix(pbox_bt *bt, const void *prefix, size_t plen, unsigned flags,
+			pbox_bt_scan_fn fn, void *arg);
+
+/* ---- cursors ----------------------------------------------------------------------------- */
+
+/* A position in a tree. It reads one leaf at a time (a consistent copy); moving past that
+ * leaf, or moving after the leaf changed, re-seeks from the current key, so a cursor survives
+ * concurrent changes: it never returns a key twice or out of order, and it sees every key
+ * that was present and unchanged throughout. A cursor is used by one thread at a time. */
+typedef struct pbox_bt_cursor pbox_bt_cursor;
+
+int pbox_bt_cursor_open(pbox_bt *bt, pbox_bt_cursor **out);
+void pbox_bt_cursor_close(pbox_bt_cursor *c);
+/* Position at the first key >= key (seek) or the last key <= key (seek_prev), the first or
+ * the last key. PBOX_ENOTFOUND if there is none (the cursor is then unpositioned). */
+int pbox_bt_cursor_seek(pbox_bt_cursor *c, const void *key, size_t klen);
+int pbox_bt_cursor_seek_prev(pbox_bt_cursor *c, const void *key, size_t klen);
+int pbox_bt_cursor_first(pbox_bt_cursor *c);
+int pbox_bt_cursor_last(pbox_bt_cursor *c);
+/* Move to the next / previous key: PBOX_ENOTFOUND at the end (the cursor stays where it
+ * was); PBOX_EINVAL if unpositioned. */
+int pbox_bt_cursor_next(pbox_bt_cursor *c);
+int pbox_bt_cursor_prev(pbox_bt_cursor *c);
+/* The current key and value: pointers valid until the cursor moves or closes. PBOX_EINVAL
+ * if unpositioned. */
+int pbox_bt_cursor_key(pbox_bt_cursor *c, const void **key, size_t *klen);
+int pbox_bt_cursor_value(pbox_bt_cursor *c, const void **val, size_t *vlen);
+
+/* ---- checking ---------------------------------------------------------------------------- */
+
+typedef struct pbox_bt_verify_info {
+	uint64_t keys, leaves, inner, depth;
+} pbox_bt_verify_info;
+
+/* Check the whole tree: every node verifies, keys ascend across leaves, every child lies
+ * within its parent's separators, fences chain, all leaves at one depth. Takes shared
+ * latches top-down (concurrent writers wait). 0 or PBOX_ECORRUPT (or an I/O error). */
+int pbox_bt_verify(pbox_bt *bt, pbox_bt_verify_info *info);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1363 @@
+/*
+ * tree.c — the B+tree over node.c's slotted pages: catalog, optimistic descent, point
+ * operations, splits (a root id that never changes), scans, verification, redo.
+ *
+ * Concurrency (ARCHITECTURE §8):
+ *   R1 Readers and writers descend optimistically: each node is copied out under its
+ *      latch version (pbox_latch_opt_copy) and the copy is validated before use, so nothing
+ *      is written on the way down. A copied node is trusted only for the key range its
+ *      fences state: if the key is outside them (the node was split after its parent was
+ *      read), the descent restarts from the root. (Copying a page per level is the simple
+ *      first form; reading in place through racy loads is the planned optimisation.)
+ *   R2 A point change upgrades the leaf it read (pbox_mtr_fix_upgrade: succeeds only if the
+ *      version did not move), changes it, logs one physiological record, commits.
+ *   R3 A leaf without room is split by a separate structure mtr that latches the path
+ *      exclusively from the root down (top-down order: no deadlock with other structure
+ *      mtrs, R2 writers hold a single leaf, readers hold nothing), splits the topmost node
+ *      of the chain of full nodes ending at the leaf, and commits; the change restarts.
+ *   R4 A split keeps the right half in the old page and moves the left half to a new page,
+ *      so the parent only gains one separator (sep -> new page). The root splits into two
+ *      new children and stays where it is.
+ *
+ * Redo records (physiological, types from PBOX_REDO_TYPE_USER + 0x10):
+ *   IMAGE        node area (page_size - 32 bytes): new pages, the root after a root split
+ *   INSERT       u32 flags, u32 klen, key, payload          node_insert
+ *   REMOVE       u32 klen, key                              lower_bound + node_remove
+ *   SPLIT_RIGHT  u32 nl                                     the page keeps the right half
+ */
+#define _GNU_SOURCE
+#include <pbox/btree.h>
+
+#include "node.h"
+
+#include <pbox/alloc.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#define BT_PAGE_TYPE (PBOX_PAGE_TYPE_USER + 2)
+#define REDO_IMAGE (PBOX_REDO_TYPE_USER + 0x10)
+#define REDO_INSERT (PBOX_REDO_TYPE_USER + 0x11)
+#define REDO_REMOVE (PBOX_REDO_TYPE_USER + 0x12)
+#define REDO_SPLIT_RIGHT (PBOX_REDO_TYPE_USER + 0x13)
+#define MAX_DEPTH 24
+
+struct pbox_bt {
+	pbox_store *st;
+	pbox_pid root;
+	uint32_t ps;
+};
+
+static inline unsigned char *node_of(void *page)
+{
+	return page;
+}
+
+static uint16_t page_type(const void *page)
+{
+	uint16_t t;
+	memcpy(&t, (const unsigned char *)page + 4, 2);
+	return t;
+}
+
+/* ---- redo ------------------------------------------------------------------------------- */
+
+static int redo_image(void *page, uint32_t ps, const void *p, uint32_t len, void *arg)
+{
+	(void)arg;
+	if (len != ps - PBOX_PAGE_HDR)
+		return PBOX_ECORRUPT;
+	memcpy((unsigned char *)page + PBOX_PAGE_HDR, p, len);
+	return pbox__bt_node_verify(page, ps) ? PBOX_ECORRUPT : 0;
+}
+
+static int redo_insert(void *page, uint32_t ps, const void *p, uint32_t len, void *arg)
+{
+	(void)arg;
+	uint32_t flags, klen;
+	if (len < 8)
+		return PBOX_ECORRUPT;
+	memcpy(&flags, p, 4);
+	memcpy(&klen, (const char *)p + 4, 4);
+	if (klen > len - 8)
+		return PBOX_ECORRUPT;
+	const char *k = (const char *)p + 8;
+	int r = pbox__bt_node_insert(page, ps, k, klen, k + klen, len - 8 - klen, flags);
+	return r ? PBOX_ECORRUPT : 0;
+}
+
+static int redo_remove(void *page, uint32_t ps, const void *p, uint32_t len, void *arg)
+{
+	(void)arg;
+	uint32_t klen;
+	if (len < 4)
+		return PBOX_ECORRUPT;
+	memcpy(&klen, p, 4);
+	if (klen != len - 4)
+		return PBOX_ECORRUPT;
+	uint32_t pos;
+	bool exact;
+	int r = pbox__bt_node_lower_bound(page, ps, (const char *)p + 4, klen, &pos, &exact);
+	if (r || !exact)
+		return PBOX_ECORRUPT;
+	return pbox__bt_node_remove(page, ps, pos) ? PBOX_ECORRUPT : 0;
+}
+
+static int redo_split_right(void *page, uint32_t ps, const void *p, uint32_t len, void *arg)
+{
+	(void)arg;
+	uint32_t nl;
+	if (len != 4)
+		return PBOX_ECORRUPT;
+	memcpy(&nl, p, 4);
+	void *scratch = pbox_aligned_alloc(4096, ps);
+	if (!scratch)
+		return -ENOMEM;
+	memcpy(scratch, page, ps);
+	unsigned char sep[PBOX_BT_KEY_MAX_ANY];
+	uint32_t sep_len;
+	int r = pbox__bt_node_split(scratch, page, ps, nl, sep, &sep_len);
+	pbox_free(scratch);
+	return r ? PBOX_ECORRUPT : 0;
+}
+
+static const pbox_redo_handler handlers[] = {
+	{ REDO_IMAGE, redo_image, NULL },
+	{ REDO_INSERT, redo_insert, NULL },
+	{ REDO_REMOVE, redo_remove, NULL },
+	{ REDO_SPLIT_RIGHT, redo_split_right, NULL },
+};
+
+void pbox_bt_redo_handlers(const pbox_redo_handler **h, unsigned *n)
+{
+	*h = handlers;
+	*n = PBOX_ARRAY_LEN(handlers);
+}
+
+/* ---- logging helpers (inside an mtr; the page is already changed) ---------------------- */
+
+static int log_image(pbox_mtr *m, pbox_pid pid, const void *page, uint32_t ps)
+{
+	return pbox_mtr_log(m, pid, REDO_IMAGE, (const unsigned char *)page + PBOX_PAGE_HDR,
+			    ps - PBOX_PAGE_HDR);
+}
+
+static int log_insert(pbox_mtr *m, pbox_pid pid, const void *key, uint32_t klen,
+		      const void *val, uint32_t vlen, uint32_t flags)
+{
+	size_t n = 8 + (size_t)klen + vlen;
+	unsigned char stackbuf[1024];
+	unsigned char *b = n <= sizeof(stackbuf) ? stackbuf : pbox_malloc(n);
+	if (!b)
+		return -ENOMEM;
+	memcpy(b, &flags, 4);
+	memcpy(b + 4, &klen, 4);
+	if (klen)
+		memcpy(b + 8, key, klen);
+	if (vlen)
+		memcpy(b + 8 + klen, val, vlen);
+	int r = pbox_mtr_log(m, pid, REDO_INSERT, b, (uint32_t)n);
+	if (b != stackbuf)
+		pbox_free(b);
+	return r;
+}
+
+static int log_remove(pbox_mtr *m, pbox_pid pid, const void *key, uint32_t klen)
+{
+	unsigned char b[4 + PBOX_BT_KEY_MAX_ANY];
+	memcpy(b, &klen, 4);
+	if (klen)
+		memcpy(b + 4, key, klen);
+	return pbox_mtr_log(m, pid, REDO_REMOVE, b, 4 + klen);
+}
+
+/* ---- optimistic node reads (R1) ------------------------------------------------------- */
+
+/* Copy page pid into buf consistently; *version = the latch version it was read at. */
+static int read_node(pbox_bt *bt, pbox_pid pid, void *buf, uint64_t *version)
+{
+	for (unsigned tries = 0;; tries++) {
+		uint64_t v;
+		int r = pbox_page_fix_opt(bt->st, pid, &v);
+		if (r)
+			return r == PBOX_EINVAL ? PBOX_ECORRUPT : r; /* a bad child id on disk */
+		pbox_latch_opt_copy(buf, pbox_page_addr(bt->st, pid), bt->ps);
+		if (pbox_page_validate(bt->st, pid, v)) {
+			if (page_type(buf) == PBOX_PAGE_TYPE_FREE)
+				return PBOX_ERESTART; /* merged away after its parent was read */
+			if (page_type(buf) != BT_PAGE_TYPE)
+				return PBOX_ECORRUPT;
+			*version = v;
+			return 0;
+		}
+		if (tries >= PBOX_LATCH_MAX_OPT_RESTARTS) { /* progress: read under a shared latch */
+			if ((r = pbox_page_fix_shared(bt->st, pid)))
+				return r;
+			memcpy(buf, pbox_page_addr(bt->st, pid), bt->ps);
+			uint64_t vv = pbox_latch_version(pbox_page_latch(bt->st, pid));
+			pbox_page_unfix_shared(bt->st, pid);
+			if (page_type(buf) == PBOX_PAGE_TYPE_FREE)
+				return PBOX_ERESTART;
+			if (page_type(buf) != BT_PAGE_TYPE)
+				return PBOX_ECORRUPT;
+			*version = vv;
+			return 0;
+		}
+	}
+}
+
+/* Is key within the node's fences (lower < key <= upper)? */
+static int key_in_range(const void *node, uint32_t ps, const void *key, uint32_t klen, bool *in)
+{
+	const uint8_t *lo, *hi;
+	uint32_t lol, hil;
+	int r = pbox__bt_node_fences(node, ps, &lo, &lol, &hi, &hil);
+	if (r)
+		return r;
+	bool ok = true;
+	if (lo) {
+		int c = memcmp(key, lo, klen < lol ? klen : lol);
+		ok = c > 0 || (c == 0 && klen > lol);
+	}
+	if (ok && hi) {
+		int c = memcmp(key, hi, klen < hil ? klen : hil);
+		ok = c < 0 || (c == 0 && klen <= hil);
+	}
+	*in = ok;
+	return 0;
+}
+
+/* Descend to the leaf for key; buf holds its consistent copy. PBOX_ERESTART when a node
+ * read does not cover key any more (caller restarts). */
+static int descend(pbox_bt *bt, const void *key, uint32_t klen, void *buf, pbox_pid *leaf,
+		   uint64_t *version)
+{
+	pbox_pid pid = bt->root;
+	for (unsigned depth = 0; depth < MAX_DEPTH; depth++) {
+		uint64_t v;
+		int r = read_node(bt, pid, buf, &v);
+		if (r)
+			return r;
+		bool in;
+		if ((r = key_in_range(buf, bt->ps, key, klen, &in)))
+			return r;
+		if (!in)
+			return PBOX_ERESTART;
+		if (pbox__bt_node_is_leaf(buf)) {
+			*leaf = pid;
+			*version = v;
+			return 0;
+		}
+		uint32_t pos;
+		if ((r = pbox__bt_node_find_child(buf, bt->ps, key, klen, &pid, &pos)))
+			return r;
+	}
+	return PBOX_ECORRUPT; /* deeper than any tree this store can hold */
+}
+
+/* Descent with shared latch coupling (parent held until the child is latched): slower, but
+ * its answer is final, so a descent that keeps restarting ends here, and a restart that
+ * would never end (a damaged pointer to a free page) becomes PBOX_ECORRUPT. */
+static int descend_locked(pbox_bt *bt, const void *key, uint32_t klen, void *buf,
+			  pbox_pid *leaf, uint64_t *version)
+{
+	pbox_pid pid = bt->root, held = PBOX_PID_NONE;
+	int r = 0;
+	for (unsigned depth = 0;; depth++) {
+		if (depth == MAX_DEPTH) {
+			r = PBOX_ECORRUPT;
+			break;
+		}
+		if ((r = pbox_page_fix_shared(bt->st, pid))) {
+			r = r == PBOX_EINVAL ? PBOX_ECORRUPT : r;
+			break;
+		}
+		if (held != PBOX_PID_NONE)
+			pbox_page_unfix_shared(bt->st, held);
+		held = pid;
+		memcpy(buf, pbox_page_addr(bt->st, pid), bt->ps);
+		bool in;
+		if (page_type(buf) != BT_PAGE_TYPE ||
+		    (r = key_in_range(buf, bt->ps, key, klen, &in)) || !in) {
+			r = r ? r : PBOX_ECORRUPT;
+			break;
+		}
+		if (pbox__bt_node_is_leaf(buf)) {
+			*leaf = pid;
+			*version = pbox_latch_version(pbox_page_latch(bt->st, pid));
+			break;
+		}
+		uint32_t pos;
+		if ((r = pbox__bt_node_find_child(buf, bt->ps, key, klen, &pid, &pos)))
+			break;
+	}
+	if (held != PBOX_PID_NONE)
+		pbox_page_unfix_shared(bt->st, held);
+	return r;
+}
+
+static int descend_retry(pbox_bt *bt, const void *key, uint32_t klen, void *buf,
+			 pbox_pid *leaf, uint64_t *version)
+{
+	int r;
+	for (unsigned restarts = 0; restarts < 64; restarts++)
+		if ((r = descend(bt, key, klen, buf, leaf, version)) != PBOX_ERESTART)
+			return r;
+	return descend_locked(bt, key, klen, buf, leaf, version);
+}
+
+/* ---- trees and the catalog ------------------------------------------------------------- */
+
+static pthread_mutex_t catalog_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Allocate and log an empty leaf with infinite fences: a new tree's root. */
+static int new_root(pbox_store *st, pbox_mtr *m, pbox_pid *out)
+{
+	void *page;
+	uint32_t ps = pbox_store_page_size(st);
+	int r = pbox_mtr_alloc(m, BT_PAGE_TYPE, out, &page);
+	if (!r)
+		r = pbox__bt_node_init_leaf(page, ps, NULL, 0, NULL, 0);
+	if (!r)
+		r = log_image(m, *out, page, ps);
+	return r;
+}
+
+static int catalog(pbox_store *st, bool create, pbox_bt *cat)
+{
+	cat->st = st;
+	cat->ps = pbox_store_page_size(st);
+	cat->root = pbox_store_meta_get(st, PBOX_BT_META_CATALOG);
+	if (cat->root)
+		return 0;
+	if (!create)
+		return PBOX_ENOTFOUND;
+	pthread_mutex_lock(&catalog_mu);
+	int r = 0;
+	cat->root = pbox_store_meta_get(st, PBOX_BT_META_CATALOG);
+	if (!cat->root) {
+		pbox_mtr *m;
+		pbox_pid root;
+		if (!(r = pbox_mtr_begin(st, &m))) {
+			if ((r = new_root(st, m, &root)) ||
+			    (r = pbox_mtr_meta_set(m, PBOX_BT_META_CATALOG, root)))
+				pbox_mtr_abort(m, true);
+			else
+				r = pbox_mtr_commit(m, true, NULL);
+		}
+		if (!r)
+			cat->root = root;
+	}
+	pthread_mutex_unlock(&catalog_mu);
+	return r;
+}
+
+static int check_name(const char *name, size_t *len)
+{
+	if (!name)
+		return PBOX_EINVAL;
+	*len = strlen(name);
+	return *len == 0 || *len > PBOX_BT_NAME_MAX ? PBOX_EINVAL : 0;
+}
+
+static int make_handle(pbox_store *st, pbox_pid root, pbox_bt **out)
+{
+	pbox_bt *bt = pbox_malloc(sizeof(*bt));
+	if (!bt)
+		return -ENOMEM;
+	bt->st = st;
+	bt->root = root;
+	bt->ps = pbox_store_page_size(st);
+	*out = bt;
+	return 0;
+}
+
+static int open_named(pbox_store *st, const char *name, bool create, bool must_create,
+		      pbox_bt **out)
+{
+	size_t len;
+	int r = check_name(name, &len);
+	if (r)
+		return r;
+	pbox_bt cat;
+	if ((r = catalog(st, create, &cat)))
+		return r == PBOX_ENOTFOUND ? PBOX_ENOTFOUND : r;
+	/* names are created under catalog_mu so two creators cannot both allocate a root */
+	pthread_mutex_lock(&catalog_mu);
+	pbox_pid root = 0;
+	size_t vlen;
+	r = pbox_bt_lookup(&cat, name, len, &root, sizeof(root), &vlen);
+	if (r == 0 && (vlen != sizeof(root) || root < PBOX_BT_NODE_PID_MIN))
+		r = PBOX_ECORRUPT;
+	if (r == 0 && must_create)
+		r = PBOX_EEXIST;
+	if (r == PBOX_ENOTFOUND && create) {
+		pbox_mtr *m;
+		if (!(r = pbox_mtr_begin(st, &m))) {
+			if ((r = new_root(st, m, &root)))
+				pbox_mtr_abort(m, true);
+			else
+				r = pbox_mtr_commit(m, false, NULL);
+		}
+		if (!r)
+			r = pbox_bt_insert(&cat, name, len, &root, sizeof(root), PBOX_BT_DURABLE);
+	}
+	pthread_mutex_unlock(&catalog_mu);
+	if (r)
+		return r;
+	return make_handle(st, root, out);
+}
+
+int pbox_bt_create(pbox_store *st, const char *name, pbox_bt **out)
+{
+	return open_named(st, name, true, true, out);
+}
+
+int pbox_bt_open(pbox_store *st, const char *name, pbox_bt **out)
+{
+	return open_named(st, name, false, false, out);
+}
+
+int pbox_bt_open_or_create(pbox_store *st, const char *name, pbox_bt **out)
+{
+	return open_named(st, name, true, false, out);
+}
+
+void pbox_bt_close(pbox_bt *bt)
+{
+	pbox_free(bt);
+}
+
+typedef struct list_ctx {
+	int (*fn)(const char *name, size_t len, void *arg);
+	void *arg;
+} list_ctx;
+
+static int list_one(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+	(void)val;
+	(void)vlen;
+	list_ctx *c = arg;
+	char name[PBOX_BT_NAME_MAX + 1];
+	if (klen > PBOX_BT_NAME_MAX)
+		return PBOX_ECORRUPT;
+	memcpy(name, key, klen);
+	name[klen] = 0;
+	return c->fn(name, klen, c->arg);
+}
+
+int pbox_bt_list(pbox_store *st, int (*fn)(const char *name, size_t len, void *arg), void *arg)
+{
+	pbox_bt cat;
+	int r = catalog(st, false, &cat);
+	if (r)
+		return r == PBOX_ENOTFOUND ? 0 : r;
+	list_ctx c = { fn, arg };
+	return pbox_bt_scan(&cat, NULL, 0, NULL, 0, list_one, &c);
+}
+
+size_t pbox_bt_key_max(const pbox_store *st)
+{
+	return PBOX_BT_KEY_MAX(pbox_store_page_size(st));
+}
+
+size_t pbox_bt_value_max(const pbox_store *st, size_t klen)
+{
+	size_t e = PBOX_BT_ENTRY_MAX(pbox_store_page_size(st));
+	return klen > e ? 0 : e - klen;
+}
+
+static int check_kv(pbox_bt *bt, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	if (!bt || (klen && !key) || (vlen && !val))
+		return PBOX_EINVAL;
+	if (klen > PBOX_BT_KEY_MAX(bt->ps) || vlen > pbox_bt_value_max(bt->st, klen))
+		return PBOX_EINVAL;
+	return 0;
+}
+
+/* ---- lookups ------------------------------------------------------------------------------ */
+
+typedef struct copy_ctx {
+	void *buf;
+	size_t cap, *vlen;
+} copy_ctx;
+
+static int copy_out(const void *val, size_t vlen, void *arg)
+{
+	copy_ctx *c = arg;
+	*c->vlen = vlen;
+	if (vlen > c->cap)
+		return PBOX_ETOOSMALL;
+	if (vlen)
+		memcpy(c->buf, val, vlen);
+	return 0;
+}
+
+int pbox_bt_lookup_cb(pbox_bt *bt, const void *key, size_t klen,
+		      int (*fn)(const void *val, size_t vlen, void *arg), void *arg)
+{
+	int r = check_kv(bt, key, klen, NULL, 0);
+	if (r)
+		return r;
+	void *buf = pbox_aligned_alloc(64, bt->ps);
+	if (!buf)
+		return -ENOMEM;
+	pbox_pid leaf;
+	uint64_t v;
+	if (!(r = descend_retry(bt, key, (uint32_t)klen, buf, &leaf, &v))) {
+		uint32_t pos;
+		bool exact;
+		if (!(r = pbox__bt_node_lower_bound(buf, bt->ps, key, (uint32_t)klen, &pos, &exact))) {
+			const uint8_t *p;
+			uint32_t plen;
+			unsigned flags;
+			if (!exact)
+				r = PBOX_ENOTFOUND;
+			else if (!(r = pbox__bt_node_payload(buf, bt->ps, pos, &p, &plen, &flags)))
+				r = fn(p, plen, arg);
+		}
+	}
+	pbox_free(buf);
+	return r;
+}
+
+int pbox_bt_lookup(pbox_bt *bt, const void *key, size_t klen, void *buf, size_t cap,
+		   size_t *vlen)
+{
+	if (!vlen || (cap && !buf))
+		return PBOX_EINVAL;
+	size_t n = 0;
+	copy_ctx c = { buf, cap, &n };
+	int r = pbox_bt_lookup_cb(bt, key, klen, copy_out, &c);
+	if (r == 0 || r == PBOX_ETOOSMALL)
+		*vlen = n;
+	return r;
+}
+
+/* ---- splits (R3, R4) ------------------------------------------------------------------------ */
+
+/* Room for one more separator of any length in an inner node? */
+static bool inner_has_room(const void *page, uint32_t ps)
+{
+	return pbox__bt_node_free_bytes(page, ps) >=
+	       pbox__bt_node_entry_space(page, PBOX_BT_KEY_MAX(ps), 8);
+}
+
+/* Split the node `pid` (page `o`, held by m) into a new left page and itself (right),
+ * adding the separator to `parent` (held by m). */
+static int split_child(pbox_bt *bt, pbox_mtr *m, pbox_pid parent, pbox_pid pid, void *o,
+		       uint32_t insert_pos)
+{
+	uint32_t ps = bt->ps;
+	uint32_t nl = pbox__bt_node_split_choose(o, ps, insert_pos);
+	if (!nl && pbox__bt_node_is_leaf(o))
+		return PBOX_ECORRUPT;
+	pbox_pid npid;
+	void *n;
+	int r = pbox_mtr_alloc(m, BT_PAGE_TYPE, &npid, &n);
+	if (r)
+		return r;
+	memcpy((unsigned char *)n + PBOX_PAGE_HDR, (unsigned char *)o + PBOX_PAGE_HDR,
+	       ps - PBOX_PAGE_HDR);
+	unsigned char sep[PBOX_BT_KEY_MAX_ANY];
+	uint32_t sep_len;
+	if ((r = pbox__bt_node_split(n, o, ps, nl, sep, &sep_len)))
+		return r;
+	uint32_t nlv = nl;
+	if ((r = log_image(m, npid, n, ps)) ||
+	    (r = pbox_mtr_log(m, pid, REDO_SPLIT_RIGHT, &nlv, 4)))
+		return r;
+	void *p;
+	if ((r = pbox_mtr_fix(m, parent, &p)))
+		return r;
+	uint64_t child = npid;
+	if ((r = pbox__bt_node_insert(p, ps, sep, sep_len, &child, 8, 0)))
+		return r;
+	return log_insert(m, parent, sep, sep_len, &child, 8, 0);
+}
+
+/* The root splits into two new children; the root page stays the root. */
+static int split_root(pbox_bt *bt, pbox_mtr *m, void *root, uint32_t insert_pos)
+{
+	uint32_t ps = bt->ps;
+	uint32_t nl = pbox__bt_node_split_choose(root, ps, insert_pos);
+	if (!nl && pbox__bt_node_is_leaf(root))
+		return PBOX_ECORRUPT;
+	pbox_pid apid, bpid;
+	void *a, *b;
+	int r;
+	if ((r = pbox_mtr_alloc(m, BT_PAGE_TYPE, &apid, &a)) ||
+	    (r = pbox_mtr_alloc(m, BT_PAGE_TYPE, &bpid, &b)))
+		return r;
+	memcpy((unsigned char *)a + PBOX_PAGE_HDR, (unsigned char *)root + PBOX_PAGE_HDR,
+	       ps - PBOX_PAGE_HDR);
+	unsigned char sep[PBOX_BT_KEY_MAX_ANY];
+	uint32_t sep_len;
+	if ((r = pbox__bt_node_split(a, b, ps, nl, sep, &sep_len)))
+		return r;
+	uint64_t child = apid;
+	if ((r = pbox__bt_node_init_inner(root, ps, NULL, 0, NULL, 0, bpid)) ||
+	    (r = pbox__bt_node_insert(root, ps, sep, sep_len, &child, 8, 0)))
+		return r;
+	if ((r = log_image(m, apid, a, ps)) || (r = log_image(m, bpid, b, ps)) ||
+	    (r = log_image(m, bt->root, root, ps)))
+		return r;
+	return 0;
+}
+
+/* One structure pass for an entry of `need` bytes going to key's leaf: latch the path from
+ * the root exclusively, split the topmost node of the chain of full nodes ending at the
+ * leaf (if the leaf is full at all), commit. */
+static int split_pass(pbox_bt *bt, const void *key, uint32_t klen, uint32_t need)
+{
+	pbox_mtr *m;
+	int r = pbox_mtr_begin(bt->st, &m);
+	if (r)
+		return r;
+	pbox_pid path[MAX_DEPTH];
+	void *pg[MAX_DEPTH];
+	uint32_t pos[MAX_DEPTH];
+	unsigned d = 0;
+	pbox_pid pid = bt->root;
+	for (;;) {
+		if (d == MAX_DEPTH) {
+			r = PBOX_ECORRUPT;
+			goto fail;
+		}
+		if ((r = pbox_mtr_fix(m, pid, &pg[d])))
+			goto fail;
+		if (page_type(pg[d]) != BT_PAGE_TYPE) {
+			r = PBOX_ECORRUPT;
+			goto fail;
+		}
+		path[d] = pid;
+		if (pbox__bt_node_is_leaf(pg[d])) {
+			bool exact;
+			if ((r = pbox__bt_node_lower_bound(pg[d], bt->ps, key, klen, &pos[d], &exact)))
+				goto fail;
+			d++;
+			break;
+		}
+		if ((r = pbox__bt_node_find_child(pg[d], bt->ps, key, klen, &pid, &pos[d])))
+			goto fail;
+		d++;
+	}
+	unsigned leaf = d - 1;
+	if (pbox__bt_node_free_bytes(pg[leaf], bt->ps) >= need) {
+		pbox_mtr_abort(m, false); /* someone split it meanwhile */
+		return 0;
+	}
+	unsigned t = leaf;
+	while (t > 0 && !inner_has_room(pg[t - 1], bt->ps))
+		t--;
+	if (t == 0)
+		r = split_root(bt, m, pg[0], pos[0]);
+	else
+		r = split_child(bt, m, path[t - 1], path[t], pg[t], pos[t]);
+	if (r)
+		goto fail;
+	return pbox_mtr_commit(m, false, NULL);
+fail:
+	/* pages may have been changed before the failure: abort poisons in that case */
+	pbox_mtr_abort(m, true);
+	return r;
+}
+
+/* One merge pass after a remove left key's leaf underfull: latch the path from the root
+ * exclusively; merge the leaf with a sibling under the same parent when both fit in one
+ * node (the left page is freed, the right one keeps the merged node, the parent loses the
+ * separator between them); when the root is left with a single child, that child's node
+ * moves into the root page (the root id never changes) and the child is freed. */
+static int merge_pass(pbox_bt *bt, const void *key, uint32_t klen)
+{
+	pbox_mtr *m;
+	int r = pbox_mtr_begin(bt->st, &m);
+	if (r)
+		return r;
+	const uint32_t ps = bt->ps;
+	pbox_pid path[MAX_DEPTH];
+	void *pg[MAX_DEPTH];
+	uint32_t pos[MAX_DEPTH];
+	unsigned d = 0;
+	pbox_pid pid = bt->root;
+	bool changed = false;
+	void *scratch = NULL;
+	for (;;) {
+		if (d == MAX_DEPTH || d + 4 > PBOX_MTR_MAX_PAGES) {
+			r = 0; /* too deep to merge in one mtr: leave it underfull */
+			goto done;
+		}
+		if ((r = pbox_mtr_fix(m, pid, &pg[d])))
+			goto done;
+		if (page_type(pg[d]) != BT_PAGE_TYPE) {
+			r = PBOX_ECORRUPT;
+			goto done;
+		}
+		path[d] = pid;
+		if (pbox__bt_node_is_leaf(pg[d])) {
+			d++;
+			break;
+		}
+		if ((r = pbox__bt_node_find_child(pg[d], ps, key, klen, &pid, &pos[d])))
+			goto done;
+		d++;
+	}
+	if (d < 2 || !pbox__bt_node_underfull(pg[d - 1], ps))
+		goto done;
+	void *parent = pg[d - 2];
+	pbox_pid ppid = path[d - 2];
+	uint32_t count = pbox__bt_node_count(parent), at = pos[d - 2];
+	if (count == 0)
+		goto done;
+	uint32_t i = at < count ? at : count - 1; /* merge children i and i + 1 */
+	pbox_pid lpid, rpid;
+	if ((r = pbox__bt_node_child(parent, ps, i, &lpid)) ||
+	    (r = pbox__bt_node_child(parent, ps, i + 1, &rpid)))
+		goto done;
+	void *left, *right;
+	if ((r = pbox_mtr_fix(m, lpid, &left)) || (r = pbox_mtr_fix(m, rpid, &right)))
+		goto done;
+	if (page_type(left) != BT_PAGE_TYPE || page_type(right) != BT_PAGE_TYPE ||
+	    !pbox__bt_node_is_leaf(left) || !pbox__bt_node_is_leaf(right)) {
+		r = PBOX_ECORRUPT;
+		goto done;
+	}
+	if (pbox__bt_node_merge_check(left, right, ps))
+		goto done; /* too full together: fine as it is */
+	if (!(scratch = pbox_aligned_alloc(64, ps))) {
+		r = -ENOMEM;
+		goto done;
+	}
+	memcpy(scratch, left, ps);
+	if ((r = pbox__bt_node_merge(scratch, right, ps)))
+		goto done;
+	unsigned char sep[PBOX_BT_KEY_MAX_ANY];
+	uint32_t sl;
+	if ((r = pbox__bt_node_key(parent, ps, i, sep, sizeof(sep), &sl)))
+		goto done;
+	changed = true;
+	memcpy((unsigned char *)right + PBOX_PAGE_HDR, (unsigned char *)scratch + PBOX_PAGE_HDR,
+	       ps - PBOX_PAGE_HDR);
+	if ((r = log_image(m, rpid, right, ps)) || (r = pbox__bt_node_remove(parent, ps, i)) ||
+	    (r = log_remove(m, ppid, sep, sl)) || (r = pbox_mtr_free(m, lpid)))
+		goto done;
+	if (ppid == bt->root && pbox__bt_node_count(parent) == 0) {
+		/* the root has one child left: take its node, free it */
+		memcpy((unsigned char *)parent + PBOX_PAGE_HDR, (unsigned char *)right + PBOX_PAGE_HDR,
+		       ps - PBOX_PAGE_HDR);
+		if ((r = log_image(m, ppid, parent, ps)) || (r = pbox_mtr_free(m, rpid)))
+			goto done;
+	}
+	pbox_free(scratch);
+	return pbox_mtr_commit(m, false, NULL);
+done:
+	pbox_free(scratch);
+	pbox_mtr_abort(m, changed); /* changed and failed: the store is poisoned */
+	return r;
+}
+
+/* ---- point changes (R2) ---------------------------------------------------------------- */
+
+enum { OP_INSERT, OP_UPSERT, OP_UPDATE, OP_REMOVE };
+
+static int change(pbox_bt *bt, int op, const void *key, size_t klen, const void *val,
+		  size_t vlen, unsigned flags)
+{
+	int r = check_kv(bt, key, klen, val, vlen);
+	if (r)
+		return r;
+	void *buf = pbox_aligned_alloc(64, bt->ps);
+	if (!buf)
+		return -ENOMEM;
+	const uint32_t kl = (uint32_t)klen, vl = (uint32_t)vlen;
+	pbox_lsn lsn = 0;
+	bool underfull = false;
+	for (;;) {
+		pbox_pid leaf;
+		uint64_t v;
+		if ((r = descend_retry(bt, key, kl, buf, &leaf, &v)))
+			break;
+		pbox_mtr *m;
+		if ((r = pbox_mtr_begin(bt->st, &m)))
+			break;
+		void *page;
+		r = pbox_mtr_fix_upgrade(m, leaf, v, &page);
+		if (r == PBOX_ERESTART) {
+			pbox_mtr_abort(m, false);
+			continue;
+		}
+		if (r) {
+			pbox_mtr_abort(m, false);
+			break;
+		}
+		/* the page is exactly what was read: same version */
+		uint32_t pos;
+		bool exact;
+		if ((r = pbox__bt_node_lower_bound(page, bt->ps, key, kl, &pos, &exact))) {
+			pbox_mtr_abort(m, false);
+			break;
+		}
+		if ((op == OP_INSERT && exact) || ((op == OP_UPDATE || op == OP_REMOVE) && !exact)) {
+			pbox_mtr_abort(m, false);
+			r = op == OP_INSERT ? PBOX_EEXIST : PBOX_ENOTFOUND;
+			break;
+		}
+		if (op == OP_REMOVE) {
+			if ((r = pbox__bt_node_remove(page, bt->ps, pos)) ||
+			    (r = log_remove(m, leaf, key, kl))) {
+				pbox_mtr_abort(m, true);
+				break;
+			}
+			underfull = leaf != bt->root && pbox__bt_node_underfull(page, bt->ps);
+		} else {
+			unsigned f = exact ? PBOX_BT_INSERT_REPLACE : 0;
+			r = pbox__bt_node_insert(page, bt->ps, key, kl, val, vl, f);
+			if (r == PBOX_ENOSPC) {
+				uint32_t need = pbox__bt_node_entry_space(page, kl, vl);
+				pbox_mtr_abort(m, false); /* unchanged */
+				if ((r = split_pass(bt, key, kl, need)))
+					break;
+				continue;
+			}
+			if (r || (r = log_insert(m, leaf, key, kl, val, vl, f))) {
+				pbox_mtr_abort(m, r != PBOX_EINVAL);
+				break;
+			}
+		}
+		r = pbox_mtr_commit(m, flags & PBOX_BT_DURABLE, &lsn);
+		/* a merge is an optimisation; the remove is committed either way */
+		if (!r && underfull)
+			(void)merge_pass(bt, key, kl); /* failures poison the store; they surface
+							  in the next operation */
+		break;
+	}
+	pbox_free(buf);
+	return r;
+}
+
+int pbox_bt_insert(pbox_bt *bt, const void *key, size_t klen, const void *val, size_t vlen,
+		   unsigned flags)
+{
+	return change(bt, OP_INSERT, key, klen, val, vlen, flags);
+}
+
+int pbox_bt_upsert(pbox_bt *bt, const void *key, size_t klen, const void *val, size_t vlen,
+		   unsigned flags)
+{
+	return change(bt, OP_UPSERT, key, klen, val, vlen, flags);
+}
+
+int pbox_bt_update(pbox_bt *bt, const void *key, size_t klen, const void *val, size_t vlen,
+		   unsigned flags)
+{
+	return change(bt, OP_UPDATE, key, klen, val, vlen, flags);
+}
+
+int pbox_bt_remove(pbox_bt *bt, const void *key, size_t klen, unsigned flags)
+{
+	return change(bt, OP_REMOVE, key, klen, NULL, 0, flags);
+}
+
+/* ---- scans ------------------------------------------------------------------------------- */
+
+static int cmp_keys(const void *a, size_t al, const void *b, size_t bl)
+{
+	int c = memcmp(a, b, al < bl ? al : bl);
+	return c ? c : (al > bl) - (al < bl);
+}
+
+int pbox_bt_scan(pbox_bt *bt, const void *start, size_t slen, const void *end, size_t elen,
+		 pbox_bt_scan_fn fn, void *arg)
+{
+	if (!bt || !fn || (slen && !start) || (elen && !end))
+		return PBOX_EINVAL;
+	void *buf = pbox_aligned_alloc(64, bt->ps);
+	unsigned char *cur = pbox_malloc(2 * (PBOX_BT_KEY_MAX_ANY + 1));
+	if (!buf || !cur) {
+		pbox_free(buf);
+		pbox_free(cur);
+		return -ENOMEM;
+	}
+	unsigned char *kbuf = cur + PBOX_BT_KEY_MAX_ANY + 1;
+	/* cur: the key to continue from; inclusive the first time, then just above a fence */
+	uint32_t clen = 0;
+	if (start) {
+		if (slen > PBOX_BT_KEY_MAX_ANY) {
+			pbox_free(buf);
+			pbox_free(cur);
+			return PBOX_EINVAL;
+		}
+		memcpy(cur, start, slen);
+		clen = (uint32_t)slen;
+	}
+	int r;
+	for (;;) {
+		pbox_pid leaf;
+		uint64_t v;
+		if ((r = descend_retry(bt, cur, clen, buf, &leaf, &v)))
+			break;
+		uint32_t pos, n = pbox__bt_node_count(buf);
+		bool exact;
+		if ((r = pbox__bt_node_lower_bound(buf, bt->ps, cur, clen, &pos, &exact)))
+			break;
+		for (; pos < n; pos++) {
+			uint32_t klen;
+			const uint8_t *p;
+			uint32_t plen;
+			unsigned fl;
+			if ((r = pbox__bt_node_key(buf, bt->ps, pos, kbuf, PBOX_BT_KEY_MAX_ANY, &klen)) ||
+			    (r = pbox__bt_node_payload(buf, bt->ps, pos, &p, &plen, &fl)))
+				goto out;
+			if (end && cmp_keys(kbuf, klen, end, elen) >= 0)
+				goto out;
+			if ((r = fn(kbuf, klen, p, plen, arg)))
+				goto out;
+		}
+		/* continue just above this leaf's upper fence */
+		const uint8_t *lo, *hi;
+		uint32_t lol, hil;
+		if ((r = pbox__bt_node_fences(buf, bt->ps, &lo, &lol, &hi, &hil)))
+			break;
+		if (!hi)
+			break; /* the last leaf */
+		if (end && cmp_keys(hi, hil, end, elen) >= 0)
+			break;
+		memcpy(cur, hi, hil);
+		cur[hil] = 0; /* the smallest key greater than the fence */
+		clen = hil + 1;
+	}
+out:
+	pbox_free(buf);
+	pbox_free(cur);
+	return r;
+}
+
+/* ---- verification ------------------------------------------------------------------------ */
+
+typedef struct vstate {
+	pbox_bt *bt;
+	pbox_bt_verify_info *info;
+	uint64_t leaf_depth;
+	unsigned char *last;
+	uint32_t last_len;
+	bool have_last;
+} vstate;
+
+/* Check pid (shared-latched here) and its subtree; lower/upper: the range the parent gives
+ * it (NULL = infinite). */
+static int verify_node(vstate *vs, pbox_pid pid, unsigned depth, const uint8_t *plo,
+		       uint32_t plol, const uint8_t *phi, uint32_t phil)
+{
+	pbox_bt *bt = vs->bt;
+	if (depth >= MAX_DEPTH)
+		return PBOX_ECORRUPT;
+	int r = pbox_page_fix_shared(bt->st, pid);
+	if (r)
+		return r == PBOX_EINVAL ? PBOX_ECORRUPT : r;
+	void *page = pbox_page_addr(bt->st, pid);
+	const uint8_t *lo, *hi;
+	uint32_t lol, hil;
+	if (page_type(page) != BT_PAGE_TYPE || (r = pbox__bt_node_verify(page, bt->ps)) ||
+	    (r = pbox__bt_node_fences(page, bt->ps, &lo, &lol, &hi, &hil)))
+		goto out;
+	/* the node's fences equal the range its parent gives it */
+	if ((!lo) != (!plo) || (!hi) != (!phi) ||
+	    (lo && cmp_keys(lo, lol, plo, plol)) || (hi && cmp_keys(hi, hil, phi, phil))) {
+		r = PBOX_ECORRUPT;
+		goto out;
+	}
+	uint32_t n = pbox__bt_node_count(page);
+	if (pbox__bt_node_is_leaf(page)) {
+		if (vs->leaf_depth == UINT64_MAX)
+			vs->leaf_depth = depth;
+		if (vs->leaf_depth != depth) {
+			r = PBOX_ECORRUPT;
+			goto out;
+		}
+		vs->info->leaves++;
+		for (uint32_t i = 0; i < n; i++) {
+			unsigned char k[PBOX_BT_KEY_MAX_ANY];
+			uint32_t kl;
+			if ((r = pbox__bt_node_key(page, bt->ps, i, k, sizeof(k), &kl)))
+				goto out;
+			if (vs->have_last && cmp_keys(vs->last, vs->last_len, k, kl) >= 0) {
+				r = PBOX_ECORRUPT;
+				goto out;
+			}
+			memcpy(vs->last, k, kl);
+			vs->last_len = kl;
+			vs->have_last = true;
+			vs->info->keys++;
+		}
+		goto out;
+	}
+	vs->info->inner++;
+	/* children: child i covers (sep_(i-1), sep_i], the upper child (sep_(n-1), hi] */
+	unsigned char *seps = pbox_malloc(2 * (size_t)PBOX_BT_KEY_MAX_ANY);
+	if (!seps) {
+		r = -ENOMEM;
+		goto out;
+	}
+	unsigned char *prev = seps, *curk = seps + PBOX_BT_KEY_MAX_ANY;
+	uint32_t prevl = 0;
+	bool have_prev = false;
+	for (uint32_t i = 0; i <= n && !r; i++) {
+		pbox_pid child;
+		uint32_t cl = 0;
+		if ((r = pbox__bt_node_child(page, bt->ps, i, &child)))
+			break;
+		if (i < n && (r = pbox__bt_node_key(page, bt->ps, i, curk, PBOX_BT_KEY_MAX_ANY, &cl)))
+			break;
+		const uint8_t *clo = have_prev ? prev : lo;
+		uint32_t clol = have_prev ? prevl : lol;
+		const uint8_t *chi = i < n ? curk : hi;
+		uint32_t chil = i < n ? cl : hil;
+		/* release our latch? no: top-down shared latches, children after parents */
+		r = verify_node(vs, child, depth + 1, clo, clol, chi, chil);
+		if (i < n) {
+			unsigned char *t = prev;
+			prev = curk;
+			curk = t;
+			prevl = cl;
+			have_prev = true;
+		}
+	}
+	pbox_free(seps);
+out:
+	pbox_page_unfix_shared(bt->st, pid);
+	return r;
+}
+
+int pbox_bt_verify(pbox_bt *bt, pbox_bt_verify_info *info)
+{
+	if (!bt)
+		return PBOX_EINVAL;
+	pbox_bt_verify_info tmp = { 0 };
+	vstate vs = { .bt = bt, .info = &tmp, .leaf_depth = UINT64_MAX };
+	vs.last = pbox_malloc(PBOX_BT_KEY_MAX_ANY);
+	if (!vs.last)
+		return -ENOMEM;
+	int r = verify_node(&vs, bt->root, 0, NULL, 0, NULL, 0);
+	pbox_free(vs.last);
+	if (!r) {
+		tmp.depth = vs.leaf_depth == UINT64_MAX ? 0 : vs.leaf_depth + 1;
+		if (info)
+			*info = tmp;
+	}
+	return r;
+}
+
+/* ---- cursors ------------------------------------------------------------------------------ */
+
+struct pbox_bt_cursor {
+	pbox_bt *bt;
+	void *leaf;         /* consistent copy of the current leaf */
+	pbox_pid leaf_pid;
+	uint64_t version;   /* the leaf's latch version when copied */
+	uint32_t pos;       /* current slot in the copy */
+	bool positioned;
+	unsigned char *key; /* current key (PBOX_BT_KEY_MAX_ANY + 1 bytes) */
+	uint32_t klen;
+	unsigned char *tmp; /* a search key */
+};
+
+int pbox_bt_cursor_open(pbox_bt *bt, pbox_bt_cursor **out)
+{
+	if (!bt || !out)
+		return PBOX_EINVAL;
+	pbox_bt_cursor *c = pbox_calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->bt = bt;
+	c->leaf = pbox_aligned_alloc(64, bt->ps);
+	c->key = pbox_malloc(2 * (PBOX_BT_KEY_MAX_ANY + 2));
+	if (!c->leaf || !c->key) {
+		pbox_free(c->leaf);
+		pbox_free(c->key);
+		pbox_free(c);
+		return -ENOMEM;
+	}
+	c->tmp = c->key + PBOX_BT_KEY_MAX_ANY + 2;
+	*out = c;
+	return 0;
+}
+
+void pbox_bt_cursor_close(pbox_bt_cursor *c)
+{
+	if (!c)
+		return;
+	pbox_free(c->leaf);
+	pbox_free(c->key);
+	pbox_free(c);
+}
+
+/* Make slot pos of the copy current (remember its key for re-seeks). */
+static int settle(pbox_bt_cursor *c, uint32_t pos)
+{
+	int r = pbox__bt_node_key(c->leaf, c->bt->ps, pos, c->key, PBOX_BT_KEY_MAX_ANY, &c->klen);
+	if (r)
+		return r;
+	c->pos = pos;
+	c->positioned = true;
+	return 0;
+}
+
+/* Load the leaf for key into the cursor. */
+static int load_leaf(pbox_bt_cursor *c, const void *key, uint32_t klen)
+{
+	return descend_retry(c->bt, key, klen, c->leaf, &c->leaf_pid, &c->version);
+}
+
+/* First key >= key (strict: > key), following right neighbours past empty leaves. */
+static int seek_ge(pbox_bt_cursor *c, const void *key, uint32_t klen, bool strict)
+{
+	pbox_bt *bt = c->bt;
+	unsigned char *k = c->tmp;
+	if (klen > PBOX_BT_KEY_MAX_ANY)
+		return PBOX_EINVAL;
+	memmove(k, key, klen);
+	if (strict) { /* the smallest key greater than key */
+		k[klen++] = 0;
+	}
+	for (;;) {
+		int r = load_leaf(c, k, klen);
+		if (r)
+			return r;
+		uint32_t pos;
+		bool exact;
+		if ((r = pbox__bt_node_lower_bound(c->leaf, bt->ps, k, klen, &pos, &exact)))
+			return r;
+		if (pos < pbox__bt_node_count(c->leaf))
+			return settle(c, pos);
+		const uint8_t *lo, *hi;
+		uint32_t lol, hil;
+		if ((r = pbox__bt_node_fences(c->leaf, bt->ps, &lo, &lol, &hi, &hil)))
+			return r;
+		if (!hi)
+			return PBOX_ENOTFOUND;
+		memcpy(k, hi, hil);
+		k[hil] = 0;
+		klen = hil + 1;
+	}
+}
+
+/* Last key <= key (strict: < key), following left neighbours past empty leaves. */
+static int seek_le(pbox_bt_cursor *c, const void *key, uint32_t klen, bool strict, bool last)
+{
+	pbox_bt *bt = c->bt;
+	unsigned char *k = c->tmp;
+	if (klen > PBOX_BT_KEY_MAX_ANY)
+		return PBOX_EINVAL;
+	memmove(k, key, klen);
+	for (;;) {
+		int r;
+		if (last) { /* the rightmost leaf: descend by a key above every key */
+			pbox_pid pid = bt->root;
+			for (unsigned depth = 0;; depth++) {
+				if (depth == MAX_DEPTH)
+					return PBOX_ECORRUPT;
+				if ((r = read_node(bt, pid, c->leaf, &c->version)) == PBOX_ERESTART) {
+					pid = bt->root;
+					depth = 0;
+					continue;
+				}
+				if (r)
+					return r;
+				if (pbox__bt_node_is_leaf(c->leaf))
+					break;
+				if ((r = pbox__bt_node_child(c->leaf, bt->ps,
+							     pbox__bt_node_count(c->leaf), &pid)))
+					return r;
+			}
+			const uint8_t *lo, *hi;
+			uint32_t lol, hil;
+			if ((r = pbox__bt_node_fences(c->leaf, bt->ps, &lo, &lol, &hi, &hil)))
+				return r;
+			if (hi) /* not the rightmost any more: a split raced us */
+				continue;
+			c->leaf_pid = pid;
+		} else if ((r = load_leaf(c, k, klen))) {
+			return r;
+		}
+		uint32_t n = pbox__bt_node_count(c->leaf), pos = n;
+		if (!last) {
+			bool exact;
+			if ((r = pbox__bt_node_lower_bound(c->leaf, bt->ps, k, klen, &pos, &exact)))
+				return r;
+			if (exact && !strict)
+				return settle(c, pos);
+		}
+		if (pos > 0)
+			return settle(c, pos - 1);
+		/* nothing here below key: the left neighbour holds keys <= our lower fence */
+		const uint8_t *lo, *hi;
+		uint32_t lol, hil;
+		if ((r = pbox__bt_node_fences(c->leaf, bt->ps, &lo, &lol, &hi, &hil)))
+			return r;
+		if (!lo)
+			return PBOX_ENOTFOUND;
+		memcpy(k, lo, lol);
+		klen = lol;
+		strict = false;
+		last = false;
+	}
+}
+
+static int check_cursor_key(pbox_bt_cursor *c, const void *key, size_t klen)
+{
+	if (!c || (klen && !key) || klen > PBOX_BT_KEY_MAX(c->bt->ps))
+		return PBOX_EINVAL;
+	return 0;
+}
+
+int pbox_bt_cursor_seek(pbox_bt_cursor *c, const void *key, size_t klen)
+{
+	int r = check_cursor_key(c, key, klen);
+	if (r)
+		return r;
+	c->positioned = false;
+	return seek_ge(c, key, (uint32_t)klen, false);
+}
+
+int pbox_bt_cursor_seek_prev(pbox_bt_cursor *c, const void *key, size_t klen)
+{
+	int r = check_cursor_key(c, key, klen);
+	if (r)
+		return r;
+	c->positioned = false;
+	return seek_le(c, key, (uint32_t)klen, false, false);
+}
+
+int pbox_bt_cursor_first(pbox_bt_cursor *c)
+{
+	if (!c)
+		return PBOX_EINVAL;
+	c->positioned = false;
+	return seek_ge(c, "", 0, false);
+}
+
+int pbox_bt_cursor_last(pbox_bt_cursor *c)
+{
+	if (!c)
+		return PBOX_EINVAL;
+	c->positioned = false;
+	return seek_le(c, "", 0, false, true);
+}
+
+/* Is the copy still what the leaf holds? */
+static bool fresh(pbox_bt_cursor *c)
+{
+	return pbox_page_validate(c->bt->st, c->leaf_pid, c->version);
+}
+
+int pbox_bt_cursor_next(pbox_bt_cursor *c)
+{
+	if (!c || !c->positioned)
+		return PBOX_EINVAL;
+	if (fresh(c) && c->pos + 1 < pbox__bt_node_count(c->leaf))
+		return settle(c, c->pos + 1);
+	/* past this leaf, or it changed: the first key above the current one */
+	unsigned char cur[PBOX_BT_KEY_MAX_ANY];
+	uint32_t clen = c->klen;
+	memcpy(cur, c->key, clen);
+	uint32_t saved_pos = c->pos;
+	int r = seek_ge(c, cur, clen, true);
+	if (r == PBOX_ENOTFOUND) { /* stay on the current key */
+		memcpy(c->key, cur, clen);
+		c->klen = clen;
+		c->pos = saved_pos;
+		if (seek_ge(c, cur, clen, false) != 0)
+			c->positioned = false;
+	}
+	return r;
+}
+
+int pbox_bt_cursor_prev(pbox_bt_cursor *c)
+{
+	if (!c || !c->positioned)
+		return PBOX_EINVAL;
+	if (fresh(c) && c->pos > 0)
+		return settle(c, c->pos - 1);
+	unsigned char cur[PBOX_BT_KEY_MAX_ANY];
+	uint32_t clen = c->klen;
+	memcpy(cur, c->key, clen);
+	int r = seek_le(c, cur, clen, true, false);
+	if (r == PBOX_ENOTFOUND && seek_le(c, cur, clen, false, false) != 0)
+		c->positioned = false;
+	return r;
+}
+
+int pbox_bt_cursor_key(pbox_bt_cursor *c, const void **key, size_t *klen)
+{
+	if (!c || !c->positioned || !key || !klen)
+		return PBOX_EINVAL;
+	*key = c->key;
+	*klen = c->klen;
+	return 0;
+}
+
+int pbox_bt_cursor_value(pbox_bt_cursor *c, const void **val, size_t *vlen)
+{
+	if (!c || !c->positioned || !val || !vlen)
+		return PBOX_EINVAL;
+	const uint8_t *p;
+	uint32_t plen;
+	unsigned fl;
+	int r = pbox__bt_node_payload(c->leaf, c->bt->ps, c->pos, &p, &plen, &fl);
+	if (r)
+		return r;
+	*val = p;
+	*vlen = plen;
+	return 0;
+}
+
+/* ---- scans in both directions ------------------------------------------------------------ */
+
+int pbox_bt_scan_ex(pbox_bt *bt, const void *start, size_t slen, const void *end, size_t elen,
+		    unsigned flags, pbox_bt_scan_fn fn, void *arg)
+{
+	if (!(flags & PBOX_BT_SCAN_REVERSE))
+		return pbox_bt_scan(bt, start, slen, end, elen, fn, arg);
+	if (!bt || !fn || (slen && !start) || (elen && !end) ||
+	    slen > PBOX_BT_KEY_MAX_ANY || elen > PBOX_BT_KEY_MAX_ANY)
+		return PBOX_EINVAL;
+	pbox_bt_cursor *c;
+	int r = pbox_bt_cursor_open(bt, &c);
+	if (r)
+		return r;
+	r = end ? seek_le(c, end, (uint32_t)elen, true, false) : pbox_bt_cursor_last(c);
+	while (r == 0) {
+		if (start && cmp_keys(c->key, c->klen, start, slen) < 0)
+			break;
+		const void *v;
+		size_t vl;
+		if ((r = pbox_bt_cursor_value(c, &v, &vl)) || (r = fn(c->key, c->klen, v, vl, arg)))
+			break;
+		r = pbox_bt_cursor_prev(c);
+	}
+	pbox_bt_cursor_close(c);
+	return r == PBOX_ENOTFOUND ? 0 : r;
+}
+
+int pbox_bt_scan_prefix(pbox_bt *bt, const void *prefix, size_t plen, unsigned flags,
+			pbox_bt_scan_fn fn, void *arg)
+{
+	if (plen && !prefix)
+		return PBOX_EINVAL;
+	if (plen > PBOX_BT_KEY_MAX_ANY)
+		return PBOX_EINVAL;
+	/* end = the smallest string above every extension of prefix: drop trailing 0xff
+	 * bytes and increment the last byte; none left = no end */
+	unsigned char end[PBOX_BT_KEY_MAX_ANY];
+	size_t elen = plen;
+	if (plen)
+		memcpy(end, prefix, plen);
+	while (elen && end[elen - 1] == 0xff)
+		elen--;
+	if (elen)
+		end[elen - 1]++;
+	return pbox_bt_scan_ex(bt, plen ? prefix : NULL, plen, elen ? end : NULL, elen, flags, fn,
+			       arg);
+}
