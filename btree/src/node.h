@@ -8,7 +8,8 @@
  *                node size NS = page_size - 32 is at most 65504, so every offset, including
  *                the node end NS itself, fits in a u16.
  *   fences       the lower and upper fence keys: every key k in the node satisfies
- *                lower < k <= upper. A NULL (infinite) lower fence is -infinity (leftmost
+ *                lower < k <= upper (k < upper in an inner node, whose upper child's
+ *                range (last separator, upper] is then never empty). A NULL (infinite) lower fence is -infinity (leftmost
  *                node), a NULL upper fence +infinity (rightmost node). A finite fence may be
  *                the empty key, which is different from an infinite one: a lower fence ""
  *                excludes the key "". When both are finite, lower < upper.
@@ -51,7 +52,8 @@
  *
  *   Slot (12 bytes, 4-byte aligned in a page-aligned buffer):
  *   OFFSET SIZE MEANING
- *        0    4 head of the key suffix (value = big-endian of its first 4 bytes)
+ *        0    4 head of the key suffix: a u32 (little-endian like every field) whose value
+ *               is its first 4 bytes read big-endian, zero-padded
  *        4    2 entry offset in the heap (NS for an entry of length 0)
  *        6    2 key suffix length (the key is prefix + suffix)
  *        8    2 payload length

@@ -1811,9 +1811,9 @@ END_TEST
 /* ---- 6. power cuts ------------------------------------------------------------------------ */
 
 #define CR_MAXW 3
-#define CR_KEYS 1000 /* keys per writer */
-#define CR_MAXOPS 4000
-#define CR_SPAN 500u
+#define CR_KEYS 500 /* keys per writer */
+#define CR_MAXOPS 1500
+#define CR_SPAN 680u /* values up to 700 bytes: few per leaf */
 
 enum { CR_PUT = 1, CR_DEL = 2, CR_NOP = 3 };
 
@@ -1989,7 +1989,7 @@ static void cr_cycle(uint64_t seed, unsigned nw, cr_stats *stats)
 	cr_writer *ws[CR_MAXW];
 	atomic_bool cut;
 	atomic_init(&cut, false);
-	unsigned preload = (unsigned)pbox_rng_below(&r, 3) * 1200; /* 0, 1200 or 2400 ops each */
+	unsigned preload = (unsigned)pbox_rng_below(&r, 3) * 400; /* 0, 400 or 800 ops each */
 	for (unsigned w = 0; w < nw; w++) {
 		ws[w] = &wsto[w];
 		cr_writer *wr = ws[w];

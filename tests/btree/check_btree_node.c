@@ -47,6 +47,15 @@
 
 static const uint32_t page_sizes[] = { 4096, 16384, 65536 };
 
+/* ThreadSanitizer makes every memcpy and memcmp of this single-threaded suite slow (about
+ * 10x ASan) and finds nothing in it that ASan does not: the TSan build does 1/WORK_DIV of
+ * the randomized and sweeping work, the release and ASan builds all of it. */
+#if defined(__SANITIZE_THREAD__)
+#define WORK_DIV 8u
+#else
+#define WORK_DIV 1u
+#endif
+
 static void *page_new(uint32_t ps)
 {
 	void *p = aligned_alloc(ps, ps);
@@ -522,7 +531,8 @@ START_TEST(test_differential)
 	run_stats st = { 0 };
 	unsigned runs = ps == 4096 ? 24 : ps == 16384 ? 8 : 4;
 	unsigned ops = ps == 4096 ? 1500 : ps == 16384 ? 3000 : 4000;
-	runs *= pbox_test_scale();
+	runs = (runs + WORK_DIV - 1) / WORK_DIV * pbox_test_scale();
+	ops = WORK_DIV > 1 ? ops / 2 : ops;
 	for (unsigned i = 0; i < runs; i++)
 		diff_run(ps, i % 4 == 3, &r, ops, &st);
 	fprintf(stderr,
@@ -1491,6 +1501,8 @@ START_TEST(test_corruption_flips)
 	for (int vi = 0; vi < 3; vi++) {
 		for (uint32_t off = PBOX_PAGE_HDR; off < ps; off++) {
 			for (unsigned m = 0; m < PBOX_ARRAY_LEN(masks); m++) {
+				if ((off * PBOX_ARRAY_LEN(masks) + m) % WORK_DIV != (unsigned)vi % WORK_DIV)
+					continue;
 				memcpy(page, victims[vi], ps);
 				((uint8_t *)page)[off] ^= masks[m];
 				damaged(page, ps, scratch, right, &r, &ok, &corrupt);
@@ -1498,8 +1510,8 @@ START_TEST(test_corruption_flips)
 		}
 	}
 	fprintf(stderr, "corruption flips: %u still valid, %u reported corrupt\n", ok, corrupt);
-	REQ_GT(corrupt, 1000);
-	REQ_GT(ok, 1000); /* free gap, dead bytes and payloads */
+	REQ_GT(corrupt, 1000 / WORK_DIV);
+	REQ_GT(ok, 1000 / WORK_DIV); /* free gap, dead bytes and payloads */
 	for (int vi = 0; vi < 3; vi++)
 		free(victims[vi]);
 	free(page);
@@ -1516,7 +1528,7 @@ START_TEST(test_corruption_random)
 	void *victims[3];
 	make_victims(ps, &r, victims);
 	void *page = page_new(ps), *scratch = page_new(ps), *right = page_new(ps);
-	unsigned ok = 0, corrupt = 0, trials = 20000 * pbox_test_scale();
+	unsigned ok = 0, corrupt = 0, trials = 20000 / WORK_DIV * pbox_test_scale();
 	for (unsigned t = 0; t < trials; t++) {
 		memcpy(page, victims[t % 3], ps);
 		uint8_t *n = (uint8_t *)page + PBOX_PAGE_HDR;
