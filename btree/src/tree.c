@@ -41,7 +41,13 @@
 #define REDO_INSERT (PBOX_REDO_TYPE_USER + 0x11)
 #define REDO_REMOVE (PBOX_REDO_TYPE_USER + 0x12)
 #define REDO_SPLIT_RIGHT (PBOX_REDO_TYPE_USER + 0x13)
+#define REDO_DROP (PBOX_REDO_TYPE_USER + 0x14)
 #define MAX_DEPTH 24
+#define OVF_PAGE_TYPE (PBOX_PAGE_TYPE_USER + 3)
+#define OVF_HDR 12u /* at PBOX_PAGE_HDR: u64 next page id (0: last), u32 bytes here */
+#define OVF_REF 16u /* a leaf's overflow payload: u64 first page id, u64 value length */
+#define OVF_PAGES_PER_MTR 24u
+#define DROPPED_KIND 0x44u /* 'D': the node kind byte of a dropped tree's root */
 
 struct pbox_bt {
 	pbox_store *st;
@@ -122,7 +128,18 @@ static int redo_split_right(void *page, uint32_t ps, const void *p, uint32_t len
 	return r ? PBOX_ECORRUPT : 0;
 }
 
+static int redo_drop(void *page, uint32_t ps, const void *p, uint32_t len, void *arg)
+{
+	(void)arg;
+	(void)p;
+	if (len != 0 || ps <= PBOX_PAGE_HDR)
+		return PBOX_ECORRUPT;
+	((unsigned char *)page)[PBOX_PAGE_HDR] = DROPPED_KIND;
+	return 0;
+}
+
 static const pbox_redo_handler handlers[] = {
+	{ REDO_DROP, redo_drop, NULL },
 	{ REDO_IMAGE, redo_image, NULL },
 	{ REDO_INSERT, redo_insert, NULL },
 	{ REDO_REMOVE, redo_remove, NULL },
@@ -186,6 +203,9 @@ static int read_node(pbox_bt *bt, pbox_pid pid, void *buf, uint64_t *version)
 		if (pbox_page_validate(bt->st, pid, v)) {
 			if (page_type(buf) == PBOX_PAGE_TYPE_FREE)
 				return PBOX_ERESTART; /* merged away after its parent was read */
+			if (page_type(buf) == BT_PAGE_TYPE &&
+			    ((unsigned char *)buf)[PBOX_PAGE_HDR] == DROPPED_KIND)
+				return PBOX_ECLOSED;
 			if (page_type(buf) != BT_PAGE_TYPE)
 				return PBOX_ECORRUPT;
 			*version = v;
@@ -199,6 +219,9 @@ static int read_node(pbox_bt *bt, pbox_pid pid, void *buf, uint64_t *version)
 			pbox_page_unfix_shared(bt->st, pid);
 			if (page_type(buf) == PBOX_PAGE_TYPE_FREE)
 				return PBOX_ERESTART;
+			if (page_type(buf) == BT_PAGE_TYPE &&
+			    ((unsigned char *)buf)[PBOX_PAGE_HDR] == DROPPED_KIND)
+				return PBOX_ECLOSED;
 			if (page_type(buf) != BT_PAGE_TYPE)
 				return PBOX_ECORRUPT;
 			*version = vv;
@@ -278,6 +301,11 @@ static int descend_locked(pbox_bt *bt, const void *key, uint32_t klen, void *buf
 		held = pid;
 		memcpy(buf, pbox_page_addr(bt->st, pid), bt->ps);
 		bool in;
+		if (page_type(buf) == BT_PAGE_TYPE &&
+		    ((unsigned char *)buf)[PBOX_PAGE_HDR] == DROPPED_KIND) {
+			r = PBOX_ECLOSED;
+			break;
+		}
 		if (page_type(buf) != BT_PAGE_TYPE ||
 		    (r = key_in_range(buf, bt->ps, key, klen, &in)) || !in) {
 			r = r ? r : PBOX_ECORRUPT;
@@ -429,6 +457,152 @@ void pbox_bt_close(pbox_bt *bt)
 	pbox_free(bt);
 }
 
+static int ovf_free(pbox_bt *bt, pbox_pid first, uint64_t vlen);
+static int parse_ref(const uint8_t *p, uint32_t plen, pbox_pid *first, uint64_t *vlen);
+
+/* Every page of the tree below root (whose node kind byte was `kind` before the drop
+ * marked it), overflow chains included, into *v. */
+static int collect_pages(pbox_bt *bt, pbox_pid root, unsigned char kind, pbox_pid **v,
+			 size_t *n)
+{
+	size_t cap = 64, nstack = 1;
+	pbox_pid *stack = pbox_malloc(64 * sizeof(pbox_pid));
+	unsigned char *buf = pbox_aligned_alloc(64, bt->ps);
+	int r = 0;
+	*v = pbox_malloc(cap * sizeof(pbox_pid));
+	*n = 0;
+	if (!stack || !buf || !*v) {
+		r = -ENOMEM;
+		goto out;
+	}
+	size_t scap = 64;
+	stack[0] = root;
+	while (nstack && !r) {
+		pbox_pid pid = stack[--nstack];
+		if ((r = pbox_page_fix_shared(bt->st, pid)))
+			break;
+		memcpy(buf, pbox_page_addr(bt->st, pid), bt->ps);
+		pbox_page_unfix_shared(bt->st, pid);
+		if (pid == root)
+			buf[PBOX_PAGE_HDR] = kind;
+		if (page_type(buf) != BT_PAGE_TYPE) {
+			r = PBOX_ECORRUPT;
+			break;
+		}
+		if (pid != root) {
+			if (*n == cap) {
+				pbox_pid *nv = pbox_realloc(*v, 2 * cap * sizeof(pbox_pid));
+				if (!nv) {
+					r = -ENOMEM;
+					break;
+				}
+				*v = nv;
+				cap *= 2;
+			}
+			(*v)[(*n)++] = pid;
+		}
+		uint32_t cnt = pbox__bt_node_count(buf);
+		if (pbox__bt_node_is_leaf(buf)) {
+			for (uint32_t i = 0; i < cnt && !r; i++) {
+				const uint8_t *p;
+				uint32_t plen;
+				unsigned fl;
+				pbox_pid first;
+				uint64_t vlen;
+				if ((r = pbox__bt_node_payload(buf, bt->ps, i, &p, &plen, &fl)) ||
+				    !(fl & PBOX_BT_SLOT_OVERFLOW) || (r = parse_ref(p, plen, &first, &vlen)))
+					continue;
+				/* the chain's pages are freed through the ordinary chain walk */
+				r = ovf_free(bt, first, vlen);
+			}
+			continue;
+		}
+		for (uint32_t i = 0; i <= cnt && !r; i++) {
+			pbox_pid child;
+			if ((r = pbox__bt_node_child(buf, bt->ps, i, &child)))
+				break;
+			if (nstack == scap) {
+				pbox_pid *ns = pbox_realloc(stack, 2 * scap * sizeof(pbox_pid));
+				if (!ns) {
+					r = -ENOMEM;
+					break;
+				}
+				stack = ns;
+				scap *= 2;
+			}
+			stack[nstack++] = child;
+		}
+	}
+out:
+	pbox_free(stack);
+	pbox_free(buf);
+	return r;
+}
+
+int pbox_bt_drop(pbox_store *st, const char *name)
+{
+	size_t len;
+	int r = check_name(name, &len);
+	if (r)
+		return r;
+	pbox_bt cat;
+	if ((r = catalog(st, false, &cat)))
+		return r;
+	pthread_mutex_lock(&catalog_mu);
+	pbox_pid root = 0;
+	size_t vlen;
+	r = pbox_bt_lookup(&cat, name, len, &root, sizeof(root), &vlen);
+	if (r == 0 && (vlen != sizeof(root) || root < PBOX_BT_NODE_PID_MIN))
+		r = PBOX_ECORRUPT;
+	/* 1: mark the root: every later descent gets PBOX_ECLOSED; in-flight splits finish
+	 * first (they hold the root) */
+	unsigned char kind = 0;
+	if (!r) {
+		pbox_mtr *m;
+		void *page;
+		if (!(r = pbox_mtr_begin(st, &m))) {
+			if ((r = pbox_mtr_fix(m, root, &page)) || page_type(page) != BT_PAGE_TYPE ||
+			    ((unsigned char *)page)[PBOX_PAGE_HDR] == DROPPED_KIND) {
+				pbox_mtr_abort(m, false);
+				r = r ? r : PBOX_ECORRUPT;
+			} else {
+				kind = ((unsigned char *)page)[PBOX_PAGE_HDR];
+				((unsigned char *)page)[PBOX_PAGE_HDR] = DROPPED_KIND;
+				if ((r = pbox_mtr_log(m, root, REDO_DROP, NULL, 0)))
+					pbox_mtr_abort(m, true);
+				else
+					r = pbox_mtr_commit(m, false, NULL);
+			}
+		}
+	}
+	/* 2: out of the catalog (durable); 3: free its pages (a crash here leaks them) */
+	if (!r)
+		r = pbox_bt_remove(&cat, name, len, PBOX_BT_DURABLE);
+	pthread_mutex_unlock(&catalog_mu);
+	if (r)
+		return r;
+	pbox_bt tree = { .st = st, .root = root, .ps = pbox_store_page_size(st) };
+	pbox_pid *pages = NULL;
+	size_t n = 0;
+	r = collect_pages(&tree, root, kind, &pages, &n);
+	for (size_t i = 0; i < n && !r;) {
+		pbox_mtr *m;
+		if ((r = pbox_mtr_begin(st, &m)))
+			break;
+		bool changed = false;
+		for (unsigned k = 0; k < OVF_PAGES_PER_MTR && i < n && !r; k++, i++) {
+			if (!(r = pbox_mtr_fix(m, pages[i], NULL)) && !(r = pbox_mtr_free(m, pages[i])))
+				changed = true;
+		}
+		if (r)
+			pbox_mtr_abort(m, changed);
+		else
+			r = pbox_mtr_commit(m, false, NULL);
+	}
+	pbox_free(pages);
+	return r;
+}
+
 typedef struct list_ctx {
 	int (*fn)(const char *name, size_t len, void *arg);
 	void *arg;
@@ -464,8 +638,17 @@ size_t pbox_bt_key_max(const pbox_store *st)
 
 size_t pbox_bt_value_max(const pbox_store *st, size_t klen)
 {
-	size_t e = PBOX_BT_ENTRY_MAX(pbox_store_page_size(st));
-	return klen > e ? 0 : e - klen;
+	return klen > PBOX_BT_KEY_MAX(pbox_store_page_size(st)) ? 0 : PBOX_BT_VALUE_MAX_BYTES;
+}
+
+/* Longest value stored inline in a leaf for a key of klen bytes; longer ones go to overflow
+ * pages (the leaf then holds a 16-byte reference). */
+static uint32_t inline_max(const pbox_bt *bt, uint32_t klen)
+{
+	uint32_t e = PBOX_BT_ENTRY_MAX(bt->ps) - klen;
+	/* keep leaves dense: at most a quarter of a node inline */
+	uint32_t q = (bt->ps - PBOX_PAGE_HDR) / 4 - klen;
+	return e < q ? e : q;
 }
 
 static int check_kv(pbox_bt *bt, const void *key, size_t klen, const void *val, size_t vlen)
@@ -475,6 +658,203 @@ static int check_kv(pbox_bt *bt, const void *key, size_t klen, const void *val, 
 	if (klen > PBOX_BT_KEY_MAX(bt->ps) || vlen > pbox_bt_value_max(bt->st, klen))
 		return PBOX_EINVAL;
 	return 0;
+}
+
+/* ---- overflow values ------------------------------------------------------------------------
+ *
+ * A long value lives on a chain of overflow pages (type OVF_PAGE_TYPE): each holds OVF_HDR
+ * bytes (next page id, bytes on this page) and then data. Chains are written before the leaf
+ * that refers to them (in mini-transactions of their own, last page first so each page's next
+ * id is known) and are immutable; a replaced or removed value's chain is freed after the leaf
+ * change has committed. A reader that followed a reference re-validates the leaf copy it came
+ * from afterwards: an unchanged leaf means the chain was not freed meanwhile. A crash between
+ * writing a chain and committing its leaf leaves the chain's pages allocated and unreachable
+ * (not reclaimed yet). */
+
+static uint32_t ovf_per_page(const pbox_bt *bt)
+{
+	return bt->ps - PBOX_PAGE_HDR - OVF_HDR;
+}
+
+static int ovf_write(pbox_bt *bt, const void *val, size_t vlen, pbox_pid *first)
+{
+	const uint32_t per = ovf_per_page(bt);
+	uint64_t n = (vlen + per - 1) / per;
+	pbox_pid next = 0;
+	unsigned char *buf = pbox_malloc(OVF_HDR + per);
+	if (!buf)
+		return -ENOMEM;
+	int r = 0;
+	uint64_t c = n;
+	while (c > 0 && !r) {
+		pbox_mtr *m;
+		if ((r = pbox_mtr_begin(bt->st, &m)))
+			break;
+		for (unsigned k = 0; k < OVF_PAGES_PER_MTR && c > 0 && !r; k++) {
+			c--;
+			uint64_t off = c * per;
+			uint32_t len = (uint32_t)(vlen - off < per ? vlen - off : per);
+			pbox_pid pid;
+			if ((r = pbox_mtr_alloc(m, OVF_PAGE_TYPE, &pid, NULL)))
+				break;
+			memcpy(buf, &next, 8);
+			memcpy(buf + 8, &len, 4);
+			memcpy(buf + OVF_HDR, (const unsigned char *)val + off, len);
+			if ((r = pbox_mtr_write(m, pid, PBOX_PAGE_HDR, buf, OVF_HDR + len)))
+				break;
+			next = pid;
+		}
+		if (r)
+			pbox_mtr_abort(m, true);
+		else
+			r = pbox_mtr_commit(m, false, NULL);
+	}
+	pbox_free(buf);
+	if (!r)
+		*first = next;
+	return r;
+}
+
+/* Free a chain (after the leaf stopped referring to it). */
+static int ovf_free(pbox_bt *bt, pbox_pid first, uint64_t vlen)
+{
+	uint64_t left = (vlen + ovf_per_page(bt) - 1) / ovf_per_page(bt);
+	pbox_pid pid = first;
+	int r = 0;
+	while (pid && left && !r) {
+		pbox_mtr *m;
+		if ((r = pbox_mtr_begin(bt->st, &m)))
+			break;
+		bool changed = false;
+		for (unsigned k = 0; k < OVF_PAGES_PER_MTR && pid && left && !r; k++, left--) {
+			void *page;
+			if ((r = pbox_mtr_fix(m, pid, &page)))
+				break;
+			if (page_type(page) != OVF_PAGE_TYPE) {
+				r = PBOX_ECORRUPT;
+				break;
+			}
+			pbox_pid next;
+			memcpy(&next, (unsigned char *)page + PBOX_PAGE_HDR, 8);
+			if ((r = pbox_mtr_free(m, pid)))
+				break;
+			changed = true;
+			pid = next;
+		}
+		if (r)
+			pbox_mtr_abort(m, changed);
+		else
+			r = pbox_mtr_commit(m, false, NULL);
+	}
+	return r;
+}
+
+/* Read a whole chain into out (vlen bytes). PBOX_ERESTART if a page is not (any more) part
+ * of a chain: the caller re-validates its leaf. */
+static int ovf_read(pbox_bt *bt, pbox_pid first, uint64_t vlen, void *out, void *pagebuf)
+{
+	const uint32_t per = ovf_per_page(bt);
+	uint64_t off = 0, pages = (vlen + per - 1) / per;
+	pbox_pid pid = first;
+	for (uint64_t i = 0; i < pages; i++) {
+		uint64_t v;
+		int r = pbox_page_fix_opt(bt->st, pid, &v);
+		if (r)
+			return r == PBOX_EINVAL ? PBOX_ERESTART : r;
+		pbox_latch_opt_copy(pagebuf, pbox_page_addr(bt->st, pid), bt->ps);
+		if (!pbox_page_validate(bt->st, pid, v) || page_type(pagebuf) != OVF_PAGE_TYPE)
+			return PBOX_ERESTART;
+		const unsigned char *h = (const unsigned char *)pagebuf + PBOX_PAGE_HDR;
+		pbox_pid next;
+		uint32_t len;
+		memcpy(&next, h, 8);
+		memcpy(&len, h + 8, 4);
+		uint32_t want = (uint32_t)(vlen - off < per ? vlen - off : per);
+		if (len != want || (i + 1 < pages && !next))
+			return PBOX_ERESTART;
+		memcpy((unsigned char *)out + off, h + OVF_HDR, len);
+		off += len;
+		pid = next;
+	}
+	return 0;
+}
+
+static int parse_ref(const uint8_t *p, uint32_t plen, pbox_pid *first, uint64_t *vlen)
+{
+	if (plen != OVF_REF)
+		return PBOX_ECORRUPT;
+	memcpy(first, p, 8);
+	memcpy(vlen, p + 8, 8);
+	return *first >= PBOX_BT_NODE_PID_MIN && *vlen <= PBOX_BT_VALUE_MAX_BYTES ? 0
+										    : PBOX_ECORRUPT;
+}
+
+/* The value of slot pos of a leaf copy: inline, or read from its chain into *heap (grown as
+ * needed). For a chain, the live leaf is latched shared while the chain is read: the key's
+ * reference is looked up again in it (the copy may be stale), and the chain cannot be freed
+ * meanwhile (that needs the leaf exclusively first). Eviction cannot disturb it either (a
+ * version check would: the leaf may be evicted while a long chain is read under a small
+ * budget). PBOX_ERESTART when the key is gone from the live leaf. */
+static int leaf_value(pbox_bt *bt, const void *leaf, pbox_pid leaf_pid, const void *key,
+		      uint32_t klen, uint32_t pos, const void **val, size_t *vlen,
+		      unsigned char **heap, size_t *heap_cap)
+{
+	const uint8_t *p;
+	uint32_t plen;
+	unsigned fl;
+	int r = pbox__bt_node_payload(leaf, bt->ps, pos, &p, &plen, &fl);
+	if (r)
+		return r;
+	if (!(fl & PBOX_BT_SLOT_OVERFLOW)) {
+		*val = p;
+		*vlen = plen;
+		return 0;
+	}
+	if ((r = pbox_page_fix_shared(bt->st, leaf_pid)))
+		return r;
+	const void *live = pbox_page_addr(bt->st, leaf_pid);
+	uint32_t lpos;
+	bool exact;
+	pbox_pid first;
+	uint64_t n = 0;
+	if (page_type(live) != BT_PAGE_TYPE || !pbox__bt_node_is_leaf(live)) {
+		r = PBOX_ERESTART; /* merged away and reused meanwhile */
+		goto out;
+	}
+	if ((r = pbox__bt_node_lower_bound(live, bt->ps, key, klen, &lpos, &exact)))
+		goto out;
+	if (!exact) {
+		r = PBOX_ERESTART;
+		goto out;
+	}
+	if ((r = pbox__bt_node_payload(live, bt->ps, lpos, &p, &plen, &fl)))
+		goto out;
+	if (!(fl & PBOX_BT_SLOT_OVERFLOW)) { /* replaced by a short value meanwhile */
+		r = PBOX_ERESTART;
+		goto out;
+	}
+	if ((r = parse_ref(p, plen, &first, &n)))
+		goto out;
+	if (*heap_cap < n + bt->ps) {
+		unsigned char *nb = pbox_realloc(*heap, n + bt->ps);
+		if (!nb) {
+			r = -ENOMEM;
+			goto out;
+		}
+		*heap = nb;
+		*heap_cap = n + bt->ps;
+	}
+	/* the value goes into the heap's front, chain pages are copied through its tail */
+	r = ovf_read(bt, first, n, *heap, *heap + n);
+	if (r == PBOX_ERESTART)
+		r = PBOX_ECORRUPT; /* the leaf refers to it and cannot change: a damaged chain */
+out:
+	pbox_page_unfix_shared(bt->st, leaf_pid);
+	if (!r) {
+		*val = *heap;
+		*vlen = n;
+	}
+	return r;
 }
 
 /* ---- lookups ------------------------------------------------------------------------------ */
@@ -504,21 +884,33 @@ int pbox_bt_lookup_cb(pbox_bt *bt, const void *key, size_t klen,
 	void *buf = pbox_aligned_alloc(64, bt->ps);
 	if (!buf)
 		return -ENOMEM;
-	pbox_pid leaf;
-	uint64_t v;
-	if (!(r = descend_retry(bt, key, (uint32_t)klen, buf, &leaf, &v))) {
+	unsigned char *heap = NULL;
+	size_t heap_cap = 0;
+	for (;;) {
+		pbox_pid leaf;
+		uint64_t v;
+		if ((r = descend_retry(bt, key, (uint32_t)klen, buf, &leaf, &v)))
+			break;
 		uint32_t pos;
 		bool exact;
-		if (!(r = pbox__bt_node_lower_bound(buf, bt->ps, key, (uint32_t)klen, &pos, &exact))) {
-			const uint8_t *p;
-			uint32_t plen;
-			unsigned flags;
-			if (!exact)
-				r = PBOX_ENOTFOUND;
-			else if (!(r = pbox__bt_node_payload(buf, bt->ps, pos, &p, &plen, &flags)))
-				r = fn(p, plen, arg);
+		if ((r = pbox__bt_node_lower_bound(buf, bt->ps, key, (uint32_t)klen, &pos, &exact)))
+			break;
+		if (!exact) {
+			r = PBOX_ENOTFOUND;
+			break;
 		}
+		const void *val;
+		size_t vlen;
+		(void)v;
+		r = leaf_value(bt, buf, leaf, key, (uint32_t)klen, pos, &val, &vlen, &heap,
+			       &heap_cap);
+		if (r == PBOX_ERESTART)
+			continue;
+		if (!r)
+			r = fn(val, vlen, arg);
+		break;
 	}
+	pbox_free(heap);
 	pbox_free(buf);
 	return r;
 }
@@ -613,6 +1005,7 @@ static int split_root(pbox_bt *bt, pbox_mtr *m, void *root, uint32_t insert_pos)
 static int split_pass(pbox_bt *bt, const void *key, uint32_t klen, uint32_t need)
 {
 	pbox_mtr *m;
+	bool changed = false;
 	int r = pbox_mtr_begin(bt->st, &m);
 	if (r)
 		return r;
@@ -631,6 +1024,10 @@ static int split_pass(pbox_bt *bt, const void *key, uint32_t klen, uint32_t need
 		if (page_type(pg[d]) != BT_PAGE_TYPE) {
 			r = PBOX_ECORRUPT;
 			goto fail;
+		}
+		if (((unsigned char *)pg[d])[PBOX_PAGE_HDR] == DROPPED_KIND) {
+			pbox_mtr_abort(m, false);
+			return PBOX_ECLOSED;
 		}
 		path[d] = pid;
 		if (pbox__bt_node_is_leaf(pg[d])) {
@@ -652,6 +1049,7 @@ static int split_pass(pbox_bt *bt, const void *key, uint32_t klen, uint32_t need
 	unsigned t = leaf;
 	while (t > 0 && !inner_has_room(pg[t - 1], bt->ps))
 		t--;
+	changed = true;
 	if (t == 0)
 		r = split_root(bt, m, pg[0], pos[0]);
 	else
@@ -660,8 +1058,9 @@ static int split_pass(pbox_bt *bt, const void *key, uint32_t klen, uint32_t need
 		goto fail;
 	return pbox_mtr_commit(m, false, NULL);
 fail:
-	/* pages may have been changed before the failure: abort poisons in that case */
-	pbox_mtr_abort(m, true);
+	/* pages changed before the failure: abort poisons the store (memory is ahead of the
+	 * log); nothing changed: a clean abort */
+	pbox_mtr_abort(m, changed);
 	return r;
 }
 
@@ -693,6 +1092,10 @@ static int merge_pass(pbox_bt *bt, const void *key, uint32_t klen)
 			goto done;
 		if (page_type(pg[d]) != BT_PAGE_TYPE) {
 			r = PBOX_ECORRUPT;
+			goto done;
+		}
+		if (((unsigned char *)pg[d])[PBOX_PAGE_HDR] == DROPPED_KIND) {
+			r = PBOX_ECLOSED;
 			goto done;
 		}
 		path[d] = pid;
@@ -771,9 +1174,27 @@ static int change(pbox_bt *bt, int op, const void *key, size_t klen, const void 
 	void *buf = pbox_aligned_alloc(64, bt->ps);
 	if (!buf)
 		return -ENOMEM;
-	const uint32_t kl = (uint32_t)klen, vl = (uint32_t)vlen;
+	const uint32_t kl = (uint32_t)klen;
 	pbox_lsn lsn = 0;
 	bool underfull = false;
+	/* a long value goes to a chain first; the leaf gets a reference */
+	pbox_pid new_chain = 0, old_chain = 0;
+	uint64_t old_len = 0;
+	unsigned char ref[OVF_REF];
+	unsigned vflags = 0;
+	uint32_t vl = (uint32_t)vlen;
+	if (op != OP_REMOVE && vlen > inline_max(bt, kl)) {
+		if ((r = ovf_write(bt, val, vlen, &new_chain))) {
+			pbox_free(buf);
+			return r;
+		}
+		uint64_t n = vlen;
+		memcpy(ref, &new_chain, 8);
+		memcpy(ref + 8, &n, 8);
+		val = ref;
+		vl = OVF_REF;
+		vflags = PBOX_BT_SLOT_OVERFLOW;
+	}
 	for (;;) {
 		pbox_pid leaf;
 		uint64_t v;
@@ -804,6 +1225,18 @@ static int change(pbox_bt *bt, int op, const void *key, size_t klen, const void 
 			r = op == OP_INSERT ? PBOX_EEXIST : PBOX_ENOTFOUND;
 			break;
 		}
+		old_chain = 0;
+		if (exact) { /* the value being replaced or removed may own a chain */
+			const uint8_t *op_;
+			uint32_t opl;
+			unsigned ofl;
+			if ((r = pbox__bt_node_payload(page, bt->ps, pos, &op_, &opl, &ofl)) ||
+			    ((ofl & PBOX_BT_SLOT_OVERFLOW) &&
+			     (r = parse_ref(op_, opl, &old_chain, &old_len)))) {
+				pbox_mtr_abort(m, false);
+				break;
+			}
+		}
 		if (op == OP_REMOVE) {
 			if ((r = pbox__bt_node_remove(page, bt->ps, pos)) ||
 			    (r = log_remove(m, leaf, key, kl))) {
@@ -812,7 +1245,7 @@ static int change(pbox_bt *bt, int op, const void *key, size_t klen, const void 
 			}
 			underfull = leaf != bt->root && pbox__bt_node_underfull(page, bt->ps);
 		} else {
-			unsigned f = exact ? PBOX_BT_INSERT_REPLACE : 0;
+			unsigned f = (exact ? PBOX_BT_INSERT_REPLACE : 0) | vflags;
 			r = pbox__bt_node_insert(page, bt->ps, key, kl, val, vl, f);
 			if (r == PBOX_ENOSPC) {
 				uint32_t need = pbox__bt_node_entry_space(page, kl, vl);
@@ -833,6 +1266,10 @@ static int change(pbox_bt *bt, int op, const void *key, size_t klen, const void 
 							  in the next operation */
 		break;
 	}
+	if (r && new_chain)
+		(void)ovf_free(bt, new_chain, vlen); /* the change did not happen: unused */
+	if (!r && old_chain)
+		(void)ovf_free(bt, old_chain, old_len);
 	pbox_free(buf);
 	return r;
 }
@@ -881,6 +1318,8 @@ int pbox_bt_scan(pbox_bt *bt, const void *start, size_t slen, const void *end, s
 		return -ENOMEM;
 	}
 	unsigned char *kbuf = cur + PBOX_BT_KEY_MAX_ANY + 1;
+	unsigned char *heap = NULL;
+	size_t heap_cap = 0;
 	/* cur: the key to continue from; inclusive the first time, then just above a fence */
 	uint32_t clen = 0;
 	if (start) {
@@ -902,19 +1341,28 @@ int pbox_bt_scan(pbox_bt *bt, const void *start, size_t slen, const void *end, s
 		bool exact;
 		if ((r = pbox__bt_node_lower_bound(buf, bt->ps, cur, clen, &pos, &exact)))
 			break;
+		bool again = false;
 		for (; pos < n; pos++) {
 			uint32_t klen;
-			const uint8_t *p;
-			uint32_t plen;
-			unsigned fl;
-			if ((r = pbox__bt_node_key(buf, bt->ps, pos, kbuf, PBOX_BT_KEY_MAX_ANY, &klen)) ||
-			    (r = pbox__bt_node_payload(buf, bt->ps, pos, &p, &plen, &fl)))
+			const void *p;
+			size_t plen;
+			if ((r = pbox__bt_node_key(buf, bt->ps, pos, kbuf, PBOX_BT_KEY_MAX_ANY, &klen)))
 				goto out;
 			if (end && cmp_keys(kbuf, klen, end, elen) >= 0)
 				goto out;
-			if ((r = fn(kbuf, klen, p, plen, arg)))
+			r = leaf_value(bt, buf, leaf, kbuf, klen, pos, &p, &plen, &heap, &heap_cap);
+			if (r == PBOX_ERESTART) { /* the leaf changed: continue from this key */
+				memcpy(cur, kbuf, klen);
+				clen = klen;
+				again = true;
+				r = 0;
+				break;
+			}
+			if (r || (r = fn(kbuf, klen, p, plen, arg)))
 				goto out;
 		}
+		if (again)
+			continue;
 		/* continue just above this leaf's upper fence */
 		const uint8_t *lo, *hi;
 		uint32_t lol, hil;
@@ -929,6 +1377,7 @@ int pbox_bt_scan(pbox_bt *bt, const void *start, size_t slen, const void *end, s
 		clen = hil + 1;
 	}
 out:
+	pbox_free(heap);
 	pbox_free(buf);
 	pbox_free(cur);
 	return r;
@@ -1061,6 +1510,8 @@ struct pbox_bt_cursor {
 	unsigned char *key; /* current key (PBOX_BT_KEY_MAX_ANY + 1 bytes) */
 	uint32_t klen;
 	unsigned char *tmp; /* a search key */
+	unsigned char *heap; /* the current value when it lives on overflow pages */
+	size_t heap_cap;
 };
 
 int pbox_bt_cursor_open(pbox_bt *bt, pbox_bt_cursor **out)
@@ -1090,6 +1541,7 @@ void pbox_bt_cursor_close(pbox_bt_cursor *c)
 		return;
 	pbox_free(c->leaf);
 	pbox_free(c->key);
+	pbox_free(c->heap);
 	pbox_free(c);
 }
 
@@ -1302,15 +1754,20 @@ int pbox_bt_cursor_value(pbox_bt_cursor *c, const void **val, size_t *vlen)
 {
 	if (!c || !c->positioned || !val || !vlen)
 		return PBOX_EINVAL;
-	const uint8_t *p;
-	uint32_t plen;
-	unsigned fl;
-	int r = pbox__bt_node_payload(c->leaf, c->bt->ps, c->pos, &p, &plen, &fl);
-	if (r)
-		return r;
-	*val = p;
-	*vlen = plen;
-	return 0;
+	for (unsigned tries = 0;; tries++) {
+		int r = leaf_value(c->bt, c->leaf, c->leaf_pid, c->key, c->klen, c->pos, val, vlen,
+				   &c->heap, &c->heap_cap);
+		if (r != PBOX_ERESTART || tries > 1000)
+			return r == PBOX_ERESTART ? PBOX_EBUSY : r;
+		/* the leaf changed under a long value: find the same key again */
+		unsigned char k[PBOX_BT_KEY_MAX_ANY];
+		uint32_t kl = c->klen;
+		memcpy(k, c->key, kl);
+		if ((r = seek_ge(c, k, kl, false)))
+			return r;
+		if (cmp_keys(c->key, c->klen, k, kl) != 0)
+			return PBOX_ENOTFOUND; /* removed meanwhile: now on the next key */
+	}
 }
 
 /* ---- scans in both directions ------------------------------------------------------------ */

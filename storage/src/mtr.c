@@ -207,6 +207,11 @@ int pbox_mtr_alloc(pbox_mtr *m, uint16_t type, pbox_pid *out, void **page)
 	}
 	if ((r = init_page(m, pid, type)))
 		return r;
+	/* An INIT record rebuilds the whole page, torn or not: no full-page image needed for
+	 * the rest of this epoch (a checkpoint between here and commit makes commit log one) */
+	atomic_store_explicit(&pbox__frame(st, pid)->fpi_epoch,
+			      atomic_load_explicit(&st->ckpt_epoch, memory_order_relaxed),
+			      memory_order_relaxed);
 	*out = pid;
 	if (page)
 		*page = pbox_page_addr(st, pid);
@@ -378,6 +383,14 @@ int pbox__redo_apply(pbox_store *st, uint16_t type, const unsigned char *payload
 			*restored |= torn;
 			torn = false;
 			*decision = 0; /* the image already holds the group's other changes */
+		}
+	} else if (torn && type == REDO_INIT) {
+		if (blen != 2) {
+			r = PBOX_ECORRUPT;
+		} else { /* an INIT rebuilds the page whole: as good as an image */
+			pbox__page_init(page, ps, pid, ld16(body));
+			*restored = true;
+			*decision = 1;
 		}
 	} else if (torn) {
 		r = PBOX_ECORRUPT; /* damaged on disk and no full-page image to restore it */

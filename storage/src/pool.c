@@ -31,6 +31,7 @@
 #include "storage_int.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -613,6 +614,7 @@ static unsigned claim_victims(pbox_store *st, unsigned want, pbox_pid *v, uint64
 int pbox__pool_evict(pbox_store *st, uint64_t target)
 {
 	const uint32_t ps = st->pub.page_size;
+	unsigned empty_sweeps = 0;
 	int r = 0;
 	pthread_mutex_lock(&st->evict_mu);
 	while (atomic_load_explicit(&st->resident, memory_order_relaxed) > target) {
@@ -624,9 +626,17 @@ int pbox__pool_evict(pbox_store *st, uint64_t target)
 		unsigned n = claim_victims(st, want, v, owned);
 		pthread_mutex_unlock(&st->res_mu);
 		if (!n) {
-			r = PBOX_EFULL; /* every resident page is latched by someone */
+			/* Every page was latched or re-heated during two sweeps. Latches are held
+			 * briefly (an mtr, a checkpoint batch): give their holders a moment before
+			 * calling the pool exhausted. */
+			if (++empty_sweeps < 64) {
+				sched_yield();
+				continue;
+			}
+			r = PBOX_EFULL; /* every resident page stays latched */
 			break;
 		}
+		empty_sweeps = 0;
 		/* step 3: WAL rule, then write the dirty ones */
 		unsigned nd = 0;
 		pbox_lsn max_lsn = 0;

@@ -62,10 +62,18 @@ int pbox_bt_open(pbox_store *st, const char *name, pbox_bt **out);
 int pbox_bt_open_or_create(pbox_store *st, const char *name, pbox_bt **out);
 /* Call fn for every tree name in order; a non-zero return from fn stops and is returned. */
 int pbox_bt_list(pbox_store *st, int (*fn)(const char *name, size_t len, void *arg), void *arg);
+/* Remove the tree called name and free its pages. Handles still open on it get
+ * PBOX_ECLOSED from then on (its root page stays as a tombstone so they can tell). */
+int pbox_bt_drop(pbox_store *st, const char *name);
 /* Free the handle (the tree stays in the store). */
 void pbox_bt_close(pbox_bt *bt);
 
-/* Limits for this store's page size: longest key, longest value. */
+/* Longest value (any page size); values longer than about a quarter of a page are kept on
+ * chains of overflow pages. */
+#define PBOX_BT_VALUE_MAX_BYTES (64u << 20)
+
+/* Limits for this store's page size: longest key, longest value (0 if klen is over the key
+ * limit). */
 size_t pbox_bt_key_max(const pbox_store *st);
 size_t pbox_bt_value_max(const pbox_store *st, size_t klen);
 
