@@ -150,6 +150,37 @@ int pbox_bt_cursor_prev(pbox_bt_cursor *c);
 int pbox_bt_cursor_key(pbox_bt_cursor *c, const void **key, size_t *klen);
 int pbox_bt_cursor_value(pbox_bt_cursor *c, const void **val, size_t *vlen);
 
+/* ---- atomic write batches ---------------------------------------------------------------- */
+
+/* A batch of puts and deletes over one or more trees of one store, applied atomically: after
+ * a crash either all of it is there or none of it. Concurrent readers may see some of its
+ * leaves before the batch and others after it while it is applied (each leaf changes at
+ * once); once pbox_bt_batch_commit returns, all of it is visible. A key given twice takes its
+ * last operation. Deleting an absent key is not an error. Limits (beyond them commit returns
+ * PBOX_ELIMIT and changes nothing):
+ *   - the keys of one batch span at most PBOX_BT_BATCH_MAX_LEAVES leaves (a batch holds all
+ *     of them latched at once, so it is bounded well below any pool budget);
+ *   - the new entries a batch puts into the key range of one leaf fit in half a node (about
+ *     1.9 KiB at 4 KiB pages, 7.6 KiB at 16 KiB): leaves are split to make room before the
+ *     batch latches them, and one split frees half a node;
+ *   - the batch logs at most PBOX_BT_BATCH_MAX_BYTES. */
+typedef struct pbox_bt_batch pbox_bt_batch;
+
+#define PBOX_BT_BATCH_MAX_LEAVES 24u
+#define PBOX_BT_BATCH_MAX_BYTES (1u << 20)
+
+int pbox_bt_batch_create(pbox_bt_batch **out);
+void pbox_bt_batch_destroy(pbox_bt_batch *b);
+/* Record a put / delete (copied). PBOX_EINVAL for bad arguments or a tree of another store. */
+int pbox_bt_batch_put(pbox_bt_batch *b, pbox_bt *bt, const void *key, size_t klen,
+		      const void *val, size_t vlen);
+int pbox_bt_batch_del(pbox_bt_batch *b, pbox_bt *bt, const void *key, size_t klen);
+/* Number of operations recorded. */
+size_t pbox_bt_batch_count(const pbox_bt_batch *b);
+/* Apply atomically (flags: PBOX_BT_DURABLE); the batch is empty afterwards, whatever the
+ * result. */
+int pbox_bt_batch_commit(pbox_bt_batch *b, unsigned flags);
+
 /* ---- checking ---------------------------------------------------------------------------- */
 
 typedef struct pbox_bt_verify_info {
