@@ -1,0 +1,245 @@
+/*
+ * check_btree_batch.c — atomic write batches: semantics, limits, and all-or-nothing under
+ * power cuts.
+ *
+ * Crash test: every batch writes its sequence number into the same K keys, spread over many
+ * leaves of two trees (filler keys in between), and deletes one more key of its own. After a
+ * power cut and recovery, the K keys must all hold one and the same sequence number — a
+ * batch applied in part would leave two — at least that of the last batch acknowledged as
+ * durable, and the tree must verify.
+ */
+#define _GNU_SOURCE
+#include <pbox/btree.h>
+#include <pbox/frame_kernel.h>
+
+#include "pbox_test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define K 12
+#define FILL 3000
+
+static pbox_store *open_store(pbox_io *io, bool create)
+{
+	pbox_store_options o;
+	pbox_store_options_init(&o);
+	o.io = io;
+	o.create = create;
+	o.budget_bytes = 64 * 4096;
+	o.wal_segment_size = 1 << 20;
+	o.wal_flush_delay_us = 0;
+	const pbox_redo_handler *h;
+	unsigned n;
+	pbox_bt_redo_handlers(&h, &n);
+	o.redo = h;
+	o.nredo = n;
+	pbox_store *st = NULL;
+	int r = pbox_store_open("/b", &o, &st);
+	ck_assert_msg(r == 0, "open: %s", pbox_strerror(r));
+	return st;
+}
+
+static int keyname(char *k, unsigned i)
+{
+	return sprintf(k, "key%05u", i * (FILL / K) + 7);
+}
+
+START_TEST(test_batch_semantics)
+{
+	pbox_io_memfs *fs;
+	ck_assert_int_eq(pbox_io_memfs_create(&fs), 0);
+	pbox_store *st = open_store(pbox_io_memfs_io(fs), true);
+	pbox_bt *a, *b;
+	ck_assert_int_eq(pbox_bt_create(st, "a", &a), 0);
+	ck_assert_int_eq(pbox_bt_create(st, "b", &b), 0);
+	pbox_bt_batch *bb;
+	ck_assert_int_eq(pbox_bt_batch_create(&bb), 0);
+	ck_assert_int_eq(pbox_bt_batch_commit(bb, 0), 0); /* empty */
+	ck_assert_int_eq(pbox_bt_batch_put(bb, a, "x", 1, "1", 1), 0);
+	ck_assert_int_eq(pbox_bt_batch_put(bb, a, "x", 1, "2", 1), 0); /* last one wins */
+	ck_assert_int_eq(pbox_bt_batch_put(bb, b, "x", 1, "3", 1), 0); /* another tree */
+	ck_assert_int_eq(pbox_bt_batch_del(bb, a, "absent", 6), 0);
+	ck_assert_uint_eq(pbox_bt_batch_count(bb), 4);
+	ck_assert_int_eq(pbox_bt_batch_commit(bb, PBOX_BT_DURABLE), 0);
+	ck_assert_uint_eq(pbox_bt_batch_count(bb), 0);
+	char v[8];
+	size_t vl;
+	ck_assert_int_eq(pbox_bt_lookup(a, "x", 1, v, sizeof(v), &vl), 0);
+	ck_assert(vl == 1 && v[0] == '2');
+	ck_assert_int_eq(pbox_bt_lookup(b, "x", 1, v, sizeof(v), &vl), 0);
+	ck_assert(vl == 1 && v[0] == '3');
+	ck_assert_int_eq(pbox_bt_batch_del(bb, a, "x", 1), 0);
+	ck_assert_int_eq(pbox_bt_batch_commit(bb, 0), 0);
+	ck_assert_int_eq(pbox_bt_lookup(a, "x", 1, v, sizeof(v), &vl), PBOX_ENOTFOUND);
+	/* bad input */
+	size_t kmax = pbox_bt_key_max(st);
+	char *big = calloc(1, kmax + 2);
+	ck_assert_int_eq(pbox_bt_batch_put(bb, a, big, kmax + 1, "v", 1), PBOX_EINVAL);
+	ck_assert_int_eq(pbox_bt_batch_put(bb, a, NULL, 3, "v", 1), PBOX_EINVAL);
+	ck_assert_int_eq(pbox_bt_batch_put(NULL, a, "k", 1, "v", 1), PBOX_EINVAL);
+	/* over the limit: many new entries in one leaf's range -> ELIMIT, nothing applied */
+	char val[100];
+	memset(val, 'v', sizeof(val));
+	for (unsigned i = 0; i < 200; i++) {
+		char k[16];
+		int kl = sprintf(k, "seq%05u", i);
+		ck_assert_int_eq(pbox_bt_batch_put(bb, a, k, (size_t)kl, val, sizeof(val)), 0);
+	}
+	ck_assert_int_eq(pbox_bt_batch_commit(bb, 0), PBOX_ELIMIT);
+	ck_assert_int_eq(pbox_bt_lookup(a, "seq00000", 8, v, sizeof(v), &vl), PBOX_ENOTFOUND);
+	pbox_bt_verify_info info;
+	ck_assert_int_eq(pbox_bt_verify(a, &info), 0);
+	ck_assert_uint_eq(info.keys, 0);
+	free(big);
+	pbox_bt_batch_destroy(bb);
+	pbox_bt_close(a);
+	pbox_bt_close(b);
+	ck_assert_int_eq(pbox_store_close(st), 0);
+	pbox_io_memfs_destroy(fs);
+}
+END_TEST
+
+typedef struct run {
+	pbox_bt *t[2];
+	_Atomic uint64_t acked; /* last batch acknowledged durable */
+	uint64_t done;
+	uint64_t seed;
+} run;
+
+static void *batcher(void *arg)
+{
+	run *ru = arg;
+	pbox_rng r;
+	pbox_rng_seed(&r, ru->seed);
+	pbox_bt_batch *bb;
+	if (pbox_bt_batch_create(&bb))
+		return NULL;
+	for (uint64_t seq = 1; seq < 100000; seq++) {
+		char val[64];
+		int vl = sprintf(val, "%020llu", (unsigned long long)seq);
+		int rc = 0;
+		for (unsigned i = 0; i < K && !rc; i++) {
+			char k[16];
+			int kl = keyname(k, i);
+			/* values of varying length so entries move within their leaves */
+			rc = pbox_bt_batch_put(bb, ru->t[i % 2], k, (size_t)kl, val,
+					       (size_t)vl + pbox_rng_below(&r, 40) % (64 - (size_t)vl));
+		}
+		char dk[16];
+		int dkl = sprintf(dk, "key%05u", (unsigned)pbox_rng_below(&r, FILL));
+		if (!rc)
+			rc = pbox_bt_batch_del(bb, ru->t[pbox_rng_below(&r, 2)], dk, (size_t)dkl);
+		bool durable = pbox_rng_below(&r, 3) == 0;
+		ru->done = seq;
+		if (rc || pbox_bt_batch_commit(bb, durable ? PBOX_BT_DURABLE : 0))
+			break;
+		if (durable)
+			atomic_store(&ru->acked, seq);
+	}
+	pbox_bt_batch_destroy(bb);
+	return NULL;
+}
+
+static uint64_t val_seq(pbox_bt *t, const char *k, int kl)
+{
+	char v[80];
+	size_t vl;
+	int rc = pbox_bt_lookup(t, k, (size_t)kl, v, sizeof(v) - 1, &vl);
+	if (rc == PBOX_ENOTFOUND)
+		return 0;
+	ck_assert_msg(rc == 0, "lookup %.*s: %s", kl, k, pbox_strerror(rc));
+	ck_assert_uint_ge(vl, 20);
+	v[20] = 0;
+	return strtoull(v, NULL, 10);
+}
+
+START_TEST(test_batch_powercut)
+{
+	uint64_t base = pbox_test_seed();
+	unsigned cycles = 60 * pbox_test_scale();
+	unsigned long partial_checked = 0;
+	for (unsigned c = 0; c < cycles; c++) {
+		pbox_rng r;
+		pbox_rng_seed(&r, base + c);
+		pbox_io_memfs *fs;
+		ck_assert_int_eq(pbox_io_memfs_create(&fs), 0);
+		pbox_io *io = pbox_io_memfs_io(fs);
+		pbox_store *st = open_store(io, true);
+		static run ru;
+		memset(&ru, 0, sizeof(ru));
+		ck_assert_int_eq(pbox_bt_create(st, "t0", &ru.t[0]), 0);
+		ck_assert_int_eq(pbox_bt_create(st, "t1", &ru.t[1]), 0);
+		char val[100];
+		memset(val, 'f', sizeof(val));
+		for (unsigned i = 0; i < FILL; i++) { /* filler: the K keys land in many leaves */
+			char k[16];
+			int kl = sprintf(k, "key%05u", i);
+			ck_assert_int_eq(pbox_bt_upsert(ru.t[i % 2], k, (size_t)kl, val, sizeof(val),
+							i + 1 == FILL ? PBOX_BT_DURABLE : 0), 0);
+		}
+		ru.seed = pbox_rng_next(&r);
+		pthread_t th;
+		pthread_create(&th, NULL, batcher, &ru);
+		usleep((useconds_t)pbox_rng_below(&r, 20000));
+		pbox_io_memfs_powercut(fs, (pbox_powercut_mode)pbox_rng_below(&r, 3), pbox_rng_next(&r));
+		pthread_join(th, NULL);
+		pbox_bt_close(ru.t[0]);
+		pbox_bt_close(ru.t[1]);
+		pbox_store_close(st);
+		pbox_io_memfs_restart(fs);
+		st = open_store(io, false);
+		pbox_bt *t[2];
+		ck_assert_int_eq(pbox_bt_open(st, "t0", &t[0]), 0);
+		ck_assert_int_eq(pbox_bt_open(st, "t1", &t[1]), 0);
+		uint64_t first = UINT64_MAX;
+		for (unsigned i = 0; i < K; i++) {
+			char k[16];
+			int kl = keyname(k, i);
+			uint64_t s = val_seq(t[i % 2], k, kl);
+			if (s == 0) /* a filler value: no batch got through */
+				continue;
+			if (first == UINT64_MAX)
+				first = s;
+			if (s != first)
+				ck_abort_msg("cycle %u (seed %llu): batch applied in part: key %u holds "
+					     "batch %llu, another key batch %llu", c,
+					     (unsigned long long)(base + c), i, (unsigned long long)s,
+					     (unsigned long long)first);
+		}
+		uint64_t acked = atomic_load(&ru.acked);
+		if (acked)
+			ck_assert_msg(first != UINT64_MAX && first >= acked && first <= ru.done,
+				      "cycle %u: durable batch %llu lost (found %llu)", c,
+				      (unsigned long long)acked, (unsigned long long)first);
+		partial_checked += first != UINT64_MAX;
+		pbox_bt_verify_info info;
+		ck_assert_int_eq(pbox_bt_verify(t[0], &info), 0);
+		ck_assert_int_eq(pbox_bt_verify(t[1], &info), 0);
+		pbox_bt_close(t[0]);
+		pbox_bt_close(t[1]);
+		ck_assert_int_eq(pbox_store_close(st), 0);
+		pbox_io_memfs_destroy(fs);
+	}
+	fprintf(stderr, "batch power cuts: %u cycles, %lu with batches recovered\n", cycles,
+		partial_checked);
+	ck_assert_uint_gt(partial_checked, 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("btree-batch");
+	TCase *tc = tcase_create("semantics");
+	tcase_add_test(tc, test_batch_semantics);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("powercut");
+	tcase_set_timeout(tc, 900);
+	tcase_add_test(tc, test_batch_powercut);
+	suite_add_tcase(s, tc);
+	return pbox_test_run(s);
+}
