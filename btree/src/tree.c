@@ -202,13 +202,13 @@ static int read_node(pbox_bt *bt, pbox_pid pid, void *buf, uint64_t *version)
 			return r == PBOX_EINVAL ? PBOX_ECORRUPT : r; /* a bad child id on disk */
 		pbox_latch_opt_copy(buf, pbox_page_addr(bt->st, pid), bt->ps);
 		if (pbox_page_validate(bt->st, pid, v)) {
-			if (page_type(buf) == PBOX_PAGE_TYPE_FREE)
-				return PBOX_ERESTART; /* merged away after its parent was read */
-			if (page_type(buf) == BT_PAGE_TYPE &&
-			    ((unsigned char *)buf)[PBOX_PAGE_HDR] == DROPPED_KIND)
-				return PBOX_ECLOSED;
+			/* not a node (any more): merged away after its parent was read, and maybe
+			 * reused (an overflow page, say). Restart; a descent that keeps meeting it
+			 * ends in the latch-coupled descent, whose verdict is final. */
 			if (page_type(buf) != BT_PAGE_TYPE)
-				return PBOX_ECORRUPT;
+				return PBOX_ERESTART;
+			if (((unsigned char *)buf)[PBOX_PAGE_HDR] == DROPPED_KIND)
+				return PBOX_ECLOSED;
 			*version = v;
 			return 0;
 		}
@@ -218,13 +218,10 @@ static int read_node(pbox_bt *bt, pbox_pid pid, void *buf, uint64_t *version)
 			memcpy(buf, pbox_page_addr(bt->st, pid), bt->ps);
 			uint64_t vv = pbox_latch_version(pbox_page_latch(bt->st, pid));
 			pbox_page_unfix_shared(bt->st, pid);
-			if (page_type(buf) == PBOX_PAGE_TYPE_FREE)
-				return PBOX_ERESTART;
-			if (page_type(buf) == BT_PAGE_TYPE &&
-			    ((unsigned char *)buf)[PBOX_PAGE_HDR] == DROPPED_KIND)
-				return PBOX_ECLOSED;
 			if (page_type(buf) != BT_PAGE_TYPE)
-				return PBOX_ECORRUPT;
+				return PBOX_ERESTART;
+			if (((unsigned char *)buf)[PBOX_PAGE_HDR] == DROPPED_KIND)
+				return PBOX_ECLOSED;
 			*version = vv;
 			return 0;
 		}
@@ -758,12 +755,14 @@ static int ovf_read(pbox_bt *bt, pbox_pid first, uint64_t vlen, void *out, void 
 	uint64_t off = 0, pages = (vlen + per - 1) / per;
 	pbox_pid pid = first;
 	for (uint64_t i = 0; i < pages; i++) {
-		uint64_t v;
-		int r = pbox_page_fix_opt(bt->st, pid, &v);
+		/* a shared latch, not an optimistic read: under a small budget the page may be
+		 * evicted while it is copied, and a failed validation must not look like damage */
+		int r = pbox_page_fix_shared(bt->st, pid);
 		if (r)
 			return r == PBOX_EINVAL ? PBOX_ERESTART : r;
-		pbox_latch_opt_copy(pagebuf, pbox_page_addr(bt->st, pid), bt->ps);
-		if (!pbox_page_validate(bt->st, pid, v) || page_type(pagebuf) != OVF_PAGE_TYPE)
+		memcpy(pagebuf, pbox_page_addr(bt->st, pid), bt->ps);
+		pbox_page_unfix_shared(bt->st, pid);
+		if (page_type(pagebuf) != OVF_PAGE_TYPE)
 			return PBOX_ERESTART;
 		const unsigned char *h = (const unsigned char *)pagebuf + PBOX_PAGE_HDR;
 		pbox_pid next;
@@ -1000,69 +999,81 @@ static int split_root(pbox_bt *bt, pbox_mtr *m, void *root, uint32_t insert_pos)
 	return 0;
 }
 
+/* The path of a structure mtr: key's root-to-leaf pages, latched exclusively by m, top-down.
+ * pos[i] is the child slot taken at inner level i, and at the leaf key's lower bound. */
+typedef struct bpath {
+	pbox_pid pid[MAX_DEPTH];
+	void *pg[MAX_DEPTH];
+	uint32_t pos[MAX_DEPTH];
+	unsigned d;
+} bpath;
+
+/* Latch the path (at most max levels: PBOX_ELIMIT beyond). Nothing is changed here; on error
+ * the caller aborts the mtr cleanly. PBOX_ECLOSED for a dropped tree. */
+static int latch_path(pbox_bt *bt, pbox_mtr *m, const void *key, uint32_t klen, unsigned max,
+		      bpath *p)
+{
+	pbox_pid pid = bt->root;
+	int r;
+	if (max > MAX_DEPTH)
+		max = MAX_DEPTH;
+	for (p->d = 0;; p->d++) {
+		if (p->d == max)
+			return max == MAX_DEPTH ? PBOX_ECORRUPT : PBOX_ELIMIT;
+		void **pg = &p->pg[p->d];
+		if ((r = pbox_mtr_fix(m, pid, pg)))
+			return r;
+		if (page_type(*pg) != BT_PAGE_TYPE)
+			return PBOX_ECORRUPT;
+		if (((unsigned char *)*pg)[PBOX_PAGE_HDR] == DROPPED_KIND)
+			return PBOX_ECLOSED;
+		p->pid[p->d] = pid;
+		if (pbox__bt_node_is_leaf(*pg)) {
+			bool exact;
+			if ((r = pbox__bt_node_lower_bound(*pg, bt->ps, key, klen, &p->pos[p->d],
+							   &exact)))
+				return r;
+			p->d++;
+			return 0;
+		}
+		if ((r = pbox__bt_node_find_child(*pg, bt->ps, key, klen, &pid, &p->pos[p->d])))
+			return r;
+	}
+}
+
 /* One structure pass for an entry of `need` bytes going to key's leaf: latch the path from
  * the root exclusively, split the topmost node of the chain of full nodes ending at the
  * leaf (if the leaf is full at all), commit. */
 static int split_pass(pbox_bt *bt, const void *key, uint32_t klen, uint32_t need)
 {
 	pbox_mtr *m;
-	bool changed = false;
 	int r = pbox_mtr_begin(bt->st, &m);
 	if (r)
 		return r;
-	pbox_pid path[MAX_DEPTH];
-	void *pg[MAX_DEPTH];
-	uint32_t pos[MAX_DEPTH];
-	unsigned d = 0;
-	pbox_pid pid = bt->root;
-	for (;;) {
-		if (d == MAX_DEPTH) {
-			r = PBOX_ECORRUPT;
-			goto fail;
-		}
-		if ((r = pbox_mtr_fix(m, pid, &pg[d])))
-			goto fail;
-		if (page_type(pg[d]) != BT_PAGE_TYPE) {
-			r = PBOX_ECORRUPT;
-			goto fail;
-		}
-		if (((unsigned char *)pg[d])[PBOX_PAGE_HDR] == DROPPED_KIND) {
-			pbox_mtr_abort(m, false);
-			return PBOX_ECLOSED;
-		}
-		path[d] = pid;
-		if (pbox__bt_node_is_leaf(pg[d])) {
-			bool exact;
-			if ((r = pbox__bt_node_lower_bound(pg[d], bt->ps, key, klen, &pos[d], &exact)))
-				goto fail;
-			d++;
-			break;
-		}
-		if ((r = pbox__bt_node_find_child(pg[d], bt->ps, key, klen, &pid, &pos[d])))
-			goto fail;
-		d++;
+	bpath p;
+	if ((r = latch_path(bt, m, key, klen, MAX_DEPTH, &p))) {
+		pbox_mtr_abort(m, false);
+		return r;
 	}
-	unsigned leaf = d - 1;
-	if (pbox__bt_node_free_bytes(pg[leaf], bt->ps) >= need) {
+	unsigned leaf = p.d - 1;
+	if (pbox__bt_node_free_bytes(p.pg[leaf], bt->ps) >= need) {
 		pbox_mtr_abort(m, false); /* someone split it meanwhile */
 		return 0;
 	}
 	unsigned t = leaf;
-	while (t > 0 && !inner_has_room(pg[t - 1], bt->ps))
+	while (t > 0 && !inner_has_room(p.pg[t - 1], bt->ps))
 		t--;
-	changed = true;
 	if (t == 0)
-		r = split_root(bt, m, pg[0], pos[0]);
+		r = split_root(bt, m, p.pg[0], p.pos[0]);
 	else
-		r = split_child(bt, m, path[t - 1], path[t], pg[t], pos[t]);
-	if (r)
-		goto fail;
+		r = split_child(bt, m, p.pid[t - 1], p.pid[t], p.pg[t], p.pos[t]);
+	if (r) {
+		/* a split that failed midway left pages ahead of the log: the store is
+		 * poisoned by the abort */
+		pbox_mtr_abort(m, true);
+		return r;
+	}
 	return pbox_mtr_commit(m, false, NULL);
-fail:
-	/* pages changed before the failure: abort poisons the store (memory is ahead of the
-	 * log); nothing changed: a clean abort */
-	pbox_mtr_abort(m, changed);
-	return r;
 }
 
 /* One merge pass after a remove left key's leaf underfull: latch the path from the root
@@ -1077,37 +1088,17 @@ static int merge_pass(pbox_bt *bt, const void *key, uint32_t klen)
 	if (r)
 		return r;
 	const uint32_t ps = bt->ps;
-	pbox_pid path[MAX_DEPTH];
-	void *pg[MAX_DEPTH];
-	uint32_t pos[MAX_DEPTH];
-	unsigned d = 0;
-	pbox_pid pid = bt->root;
 	bool changed = false;
 	void *scratch = NULL;
-	for (;;) {
-		if (d == MAX_DEPTH || d + 4 > PBOX_MTR_MAX_PAGES) {
-			r = 0; /* too deep to merge in one mtr: leave it underfull */
-			goto done;
-		}
-		if ((r = pbox_mtr_fix(m, pid, &pg[d])))
-			goto done;
-		if (page_type(pg[d]) != BT_PAGE_TYPE) {
-			r = PBOX_ECORRUPT;
-			goto done;
-		}
-		if (((unsigned char *)pg[d])[PBOX_PAGE_HDR] == DROPPED_KIND) {
-			r = PBOX_ECLOSED;
-			goto done;
-		}
-		path[d] = pid;
-		if (pbox__bt_node_is_leaf(pg[d])) {
-			d++;
-			break;
-		}
-		if ((r = pbox__bt_node_find_child(pg[d], ps, key, klen, &pid, &pos[d])))
-			goto done;
-		d++;
-	}
+	bpath pa;
+	/* the mtr holds the path, a sibling and the allocator's pages: MAX_DEPTH + 4 pages */
+	PBOX_STATIC_ASSERT(MAX_DEPTH + 4 <= PBOX_MTR_MAX_PAGES, "a merge fits in one mtr");
+	if ((r = latch_path(bt, m, key, klen, MAX_DEPTH, &pa)))
+		goto done;
+	unsigned d = pa.d;
+	void **pg = pa.pg;
+	pbox_pid *path = pa.pid;
+	uint32_t *pos = pa.pos;
 	if (d < 2 || !pbox__bt_node_underfull(pg[d - 1], ps))
 		goto done;
 	void *parent = pg[d - 2];
