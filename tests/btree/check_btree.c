@@ -389,6 +389,95 @@ START_TEST(test_catalog_basic)
 }
 END_TEST
 
+/* Dropping a tree: its name goes, its pages are freed, open handles get PBOX_ECLOSED. */
+START_TEST(test_catalog_drop)
+{
+	env e;
+	env_init(&e, 4096, 64);
+	CK_RC(pbox_bt_drop(e.st, "missing"), PBOX_ENOTFOUND);
+	CK_RC(pbox_bt_drop(e.st, ""), PBOX_EINVAL);
+	pbox_bt *keep = bt_create(e.st, "keep");
+	pbox_bt *bt = bt_create(e.st, "victim");
+	uint8_t key[8], val[6000];
+	memset(val, 0x11, sizeof(val));
+	for (uint32_t i = 0; i < 3000; i++) {
+		put32(key, i);
+		put32(key + 4, i * 7);
+		size_t vl = i % 50 == 0 ? 2000 + i % 4000 : 20 + i % 80; /* some overflow chains */
+		CK_RC(pbox_bt_insert(bt, key, 8, val, vl, 0), 0);
+		if (i % 3 == 0)
+			CK_RC(pbox_bt_insert(keep, key, 8, val, 10, 0), 0);
+	}
+	pbox_bt_verify_info info = bt_verify(bt);
+	REQ_EQ(info.keys, 3000);
+	pbox_bt *other = bt_open(e.st, "victim"); /* a second handle */
+	pbox_store_stats s0, s1;
+	pbox_store_get_stats(e.st, &s0);
+	CK_RC(pbox_bt_drop(e.st, "victim"), 0);
+	pbox_store_get_stats(e.st, &s1);
+	/* every node but the root (kept as a tombstone) and the chains are free again */
+	REQ(s1.free_pages >= s0.free_pages + info.leaves + info.inner - 1,
+	    "drop freed %llu pages of a tree with %llu nodes",
+	    (unsigned long long)(s1.free_pages - s0.free_pages),
+	    (unsigned long long)(info.leaves + info.inner));
+	pbox_bt *x = (pbox_bt *)(uintptr_t)0x10;
+	CK_RC(pbox_bt_open(e.st, "victim", &x), PBOX_ENOTFOUND);
+	REQ_T(x == (pbox_bt *)(uintptr_t)0x10);
+	CK_RC(pbox_bt_drop(e.st, "victim"), PBOX_ENOTFOUND);
+	const char *want1[] = { "keep" };
+	check_list(e.st, want1, 1);
+	/* both handles on the dropped tree refuse work */
+	pbox_bt *hs[] = { bt, other };
+	for (unsigned h = 0; h < 2; h++) {
+		size_t vl;
+		uint64_t n = 0;
+		put32(key, 5);
+		put32(key + 4, 35);
+		CK_RC(pbox_bt_lookup(hs[h], key, 8, val, sizeof(val), &vl), PBOX_ECLOSED);
+		CK_RC(pbox_bt_insert(hs[h], "new", 3, "v", 1, 0), PBOX_ECLOSED);
+		CK_RC(pbox_bt_upsert(hs[h], key, 8, "v", 1, 0), PBOX_ECLOSED);
+		CK_RC(pbox_bt_remove(hs[h], key, 8, 0), PBOX_ECLOSED);
+		CK_RC(pbox_bt_scan(hs[h], NULL, 0, NULL, 0, count_fn, &n), PBOX_ECLOSED);
+		REQ_EQ(n, 0);
+	}
+	/* the name can be used again: a new, empty tree; the old handles stay closed */
+	pbox_bt *again = bt_create(e.st, "victim");
+	REQ_EQ(bt_count(again), 0);
+	CK_RC(pbox_bt_insert(bt, "k", 1, "v", 1, 0), PBOX_ECLOSED);
+	pbox_bt_close(bt);
+	REQ_EQ(bt_verify(keep).keys, 1000);
+	/* the freed pages are reused instead of growing the file (the same ascending fill) */
+	pbox_store_get_stats(e.st, &s0);
+	for (uint32_t i = 0; i < 3000; i++) {
+		put32(key, i);
+		put32(key + 4, i * 7);
+		CK_RC(pbox_bt_insert(again, key, 8, val, i % 50 == 0 ? 2000 + i % 4000 : 20 + i % 80,
+				     0), 0);
+	}
+	pbox_store_get_stats(e.st, &s1);
+	REQ(s1.page_count <= s0.page_count + 8, "refilling after a drop grew the file from %llu to "
+	    "%llu pages (free pages %llu before, %llu after)", (unsigned long long)s0.page_count,
+	    (unsigned long long)s1.page_count, (unsigned long long)s0.free_pages,
+	    (unsigned long long)s1.free_pages);
+	CK_RC(pbox_bt_insert(again, "k", 1, "v", 1, 0), 0);
+	CK_RC(pbox_bt_insert(other, "k", 1, "v", 1, 0), PBOX_ECLOSED);
+	pbox_bt_close(other);
+	pbox_bt_close(again);
+	pbox_bt_close(keep);
+	/* all of it across a reopen */
+	env_reopen(&e);
+	const char *want2[] = { "keep", "victim" };
+	check_list(e.st, want2, 2);
+	again = bt_open(e.st, "victim");
+	REQ_EQ(bt_verify(again).keys, 3001);
+	pbox_bt_close(again);
+	keep = bt_open(e.st, "keep");
+	REQ_EQ(bt_verify(keep).keys, 1000);
+	pbox_bt_close(keep);
+	env_fini(&e);
+}
+END_TEST
+
 /* Many trees: the catalog grows over several pages; each tree keeps its own keys. */
 START_TEST(test_catalog_many)
 {
@@ -607,9 +696,42 @@ static uint32_t gen_key(pbox_rng *r, const oracle *o, uint8_t *buf, uint32_t kma
 	return kl;
 }
 
-static uint32_t gen_val(pbox_rng *r, uint8_t *buf, uint32_t vmax)
+/* A value length in [0, vmax]: mostly short, sometimes around a quarter to half a page
+ * (where values move between the leaf and overflow pages), rarely up to vmax. */
+static uint32_t vlen_pick(pbox_rng *r, uint32_t vmax, uint32_t ps)
 {
-	uint32_t vl = rlen(r, vmax);
+	uint32_t cap;
+	switch (pbox_rng_below(r, 64)) {
+	case 0:
+		return 0;
+	case 1:
+		return vmax;
+	case 2:
+	case 3:
+		cap = vmax;
+		break;
+	case 4:
+	case 5:
+	case 6:
+	case 7:
+	case 8:
+	case 9:
+	case 10:
+	case 11:
+		cap = ps / 2;
+		break;
+	default:
+		cap = pbox_rng_below(r, 2) ? 64 : 12;
+		break;
+	}
+	if (cap > vmax)
+		cap = vmax;
+	return (uint32_t)pbox_rng_below(r, (uint64_t)cap + 1);
+}
+
+static uint32_t gen_val(pbox_rng *r, uint8_t *buf, uint32_t vmax, uint32_t ps)
+{
+	uint32_t vl = vlen_pick(r, vmax, ps);
 	uint64_t x = pbox_rng_next(r);
 	for (uint32_t i = 0; i < vl; i++) {
 		if (i % 8 == 0)
@@ -624,7 +746,8 @@ static uint32_t gen_val(pbox_rng *r, uint8_t *buf, uint32_t vmax)
 
 typedef struct scan_ctx {
 	const oracle *o;
-	size_t pos, hi;
+	size_t lo, hi; /* expected: oracle entries [lo, hi), ascending or (rev) descending */
+	bool rev;
 	unsigned calls, stop_at;
 	char msg[256];
 } scan_ctx;
@@ -633,15 +756,16 @@ static int scan_cmp_fn(const void *k, size_t kl, const void *v, size_t vl, void 
 {
 	scan_ctx *c = arg;
 	c->calls++;
-	if (c->pos >= c->hi) {
+	if (c->calls > c->hi - c->lo) {
 		snprintf(c->msg, sizeof(c->msg), "scan reports a key (len %zu) beyond the range "
 			 "(after %u pairs)", kl, c->calls - 1);
 		return SCAN_BAD;
 	}
-	const kv *e = &c->o->a[c->pos];
+	size_t pos = c->rev ? c->hi - c->calls : c->lo + c->calls - 1;
+	const kv *e = &c->o->a[pos];
 	if (!beq(k, kl, e->k, e->kl)) {
 		snprintf(c->msg, sizeof(c->msg), "scan pair %u: key (len %zu) is not the oracle's "
-			 "key %zu (len %u)", c->calls - 1, kl, c->pos, e->kl);
+			 "key %zu (len %u)", c->calls - 1, kl, pos, e->kl);
 		return SCAN_BAD;
 	}
 	if (!beq(v, vl, e->v, e->vl)) {
@@ -649,33 +773,62 @@ static int scan_cmp_fn(const void *k, size_t kl, const void *v, size_t vl, void 
 			 "oracle's (len %u)", c->calls - 1, vl, e->vl);
 		return SCAN_BAD;
 	}
-	c->pos++;
 	if (c->stop_at && c->calls == c->stop_at)
 		return SCAN_STOP;
 	return 0;
 }
 
-/* Scan [start, end) (NULL = open) with an optional stop and compare with the oracle. */
-static void check_scan(pbox_bt *bt, const oracle *o, const uint8_t *s, size_t sl,
-		       const uint8_t *en, size_t el, unsigned stop_at, const char *what)
+static void scan_result(const scan_ctx *c, int rc, const char *what)
+{
+	REQ(!c->msg[0], "%s%s: %s (range [%zu, %zu) of %zu)", what, c->rev ? " (reverse)" : "",
+	    c->msg, c->lo, c->hi, c->o->n);
+	size_t total = c->hi - c->lo;
+	if (c->stop_at && c->stop_at <= total) {
+		REQ(rc == SCAN_STOP, "%s: scan stopped at %u returned %s", what, c->stop_at,
+		    pbox_status_name(rc));
+		REQ_EQ(c->calls, c->stop_at);
+	} else {
+		REQ(rc == 0, "%s: scan returned %s", what, pbox_status_name(rc));
+		REQ(c->calls == total, "%s%s: scan reported %u pairs, oracle has %zu (range [%zu, "
+			"%zu) of %zu)", what, c->rev ? " (reverse)" : "", c->calls, total, c->lo,
+		    c->hi, c->o->n);
+	}
+}
+
+/* Scan [start, end) (NULL = open) with an optional stop and compare with the oracle.
+ * mode 0: pbox_bt_scan; 1: pbox_bt_scan_ex forward; 2: pbox_bt_scan_ex reverse. */
+static void check_scan_mode(pbox_bt *bt, const oracle *o, const uint8_t *s, size_t sl,
+			    const uint8_t *en, size_t el, unsigned stop_at, unsigned mode,
+			    const char *what)
 {
 	size_t lo = s ? orc_lb(o, s, sl, NULL) : 0;
 	size_t hi = en ? orc_lb(o, en, el, NULL) : o->n;
 	if (hi < lo)
 		hi = lo;
-	scan_ctx c = { .o = o, .pos = lo, .hi = hi, .stop_at = stop_at };
-	int rc = pbox_bt_scan(bt, s, sl, en, el, scan_cmp_fn, &c);
-	REQ(!c.msg[0], "%s: %s (range [%zu, %zu) of %zu)", what, c.msg, lo, hi, o->n);
-	size_t total = hi - lo;
-	if (stop_at && stop_at <= total) {
-		REQ(rc == SCAN_STOP, "%s: scan stopped at %u returned %s", what, stop_at,
-		    pbox_status_name(rc));
-		REQ_EQ(c.calls, stop_at);
-	} else {
-		REQ(rc == 0, "%s: scan returned %s", what, pbox_status_name(rc));
-		REQ(c.calls == total, "%s: scan reported %u pairs, oracle has %zu (range [%zu, "
-			"%zu) of %zu)", what, c.calls, total, lo, hi, o->n);
-	}
+	scan_ctx c = { .o = o, .lo = lo, .hi = hi, .rev = mode == 2, .stop_at = stop_at };
+	int rc = mode == 0 ? pbox_bt_scan(bt, s, sl, en, el, scan_cmp_fn, &c) :
+			     pbox_bt_scan_ex(bt, s, sl, en, el, mode == 2 ? PBOX_BT_SCAN_REVERSE : 0,
+					     scan_cmp_fn, &c);
+	scan_result(&c, rc, what);
+}
+
+static void check_scan(pbox_bt *bt, const oracle *o, const uint8_t *s, size_t sl,
+		       const uint8_t *en, size_t el, unsigned stop_at, const char *what)
+{
+	for (unsigned mode = 0; mode < 3; mode++)
+		check_scan_mode(bt, o, s, sl, en, el, stop_at, mode, what);
+}
+
+/* Every key starting with prefix, either direction. */
+static void check_prefix_scan(pbox_bt *bt, const oracle *o, const uint8_t *p, size_t pl,
+			      bool rev, unsigned stop_at, const char *what)
+{
+	size_t lo = orc_lb(o, p, pl, NULL), hi = lo;
+	while (hi < o->n && o->a[hi].kl >= pl && (pl == 0 || memcmp(o->a[hi].k, p, pl) == 0))
+		hi++;
+	scan_ctx c = { .o = o, .lo = lo, .hi = hi, .rev = rev, .stop_at = stop_at };
+	int rc = pbox_bt_scan_prefix(bt, p, pl, rev ? PBOX_BT_SCAN_REVERSE : 0, scan_cmp_fn, &c);
+	scan_result(&c, rc, what);
 }
 
 typedef struct cb_ctx {
@@ -719,11 +872,116 @@ static const diff_cfg diff_cfgs[] = {
 typedef struct diff_state {
 	pbox_bt *bt[2];
 	oracle o[2];
-	uint8_t *key, *key2, *val, *buf;
-	uint32_t kmax, vcap;
+	uint8_t *key, *key2, *key3, *val, *buf;
+	uint32_t kmax, vcap, ps;
 	pbox_store *st;
 	uint64_t ops, hits;
 } diff_state;
+
+/* The cursor is at oracle entry i: its key and value match; the key is copied to cur. */
+static uint32_t cursor_at(pbox_bt_cursor *cu, const oracle *o, size_t i, uint8_t *cur,
+			  const char *how)
+{
+	const void *kp = NULL, *vp = NULL;
+	size_t kpl = 0, vpl = 0;
+	CK_RC(pbox_bt_cursor_key(cu, &kp, &kpl), 0);
+	CK_RC(pbox_bt_cursor_value(cu, &vp, &vpl), 0);
+	const kv *e = &o->a[i];
+	REQ(beq(kp, kpl, e->k, e->kl), "cursor after %s: key (len %zu) is not the oracle's key %zu "
+	    "(len %u) of %zu", how, kpl, i, e->kl, o->n);
+	REQ(beq(vp, vpl, e->v, e->vl), "cursor after %s: value (len %zu) differs from the "
+	    "oracle's (len %u)", how, vpl, e->vl);
+	if (kpl)
+		memcpy(cur, kp, kpl);
+	return (uint32_t)kpl;
+}
+
+/* A cursor positioned by first / last / seek / seek_prev, then moved back and forth, with
+ * changes to other keys (made through the tree) between its steps. */
+static void cursor_walk(diff_state *d, pbox_rng *r, unsigned t)
+{
+	pbox_bt *bt = d->bt[t];
+	oracle *o = &d->o[t];
+	pbox_bt_cursor *cu = NULL;
+	CK_RC(pbox_bt_cursor_open(bt, &cu), 0);
+	REQ_T(cu != NULL);
+	uint32_t kl = gen_key(r, o, d->key, d->kmax);
+	bool ex;
+	size_t pos = orc_lb(o, d->key, kl, &ex), want;
+	const size_t NONE = (size_t)-1;
+	int rc;
+	const char *how;
+	switch (pbox_rng_below(r, 4)) {
+	case 0:
+		how = "first";
+		rc = pbox_bt_cursor_first(cu);
+		want = o->n ? 0 : NONE;
+		break;
+	case 1:
+		how = "last";
+		rc = pbox_bt_cursor_last(cu);
+		want = o->n ? o->n - 1 : NONE;
+		break;
+	case 2:
+		how = "seek";
+		rc = pbox_bt_cursor_seek(cu, d->key, kl);
+		want = pos < o->n ? pos : NONE;
+		break;
+	default:
+		how = "seek_prev";
+		rc = pbox_bt_cursor_seek_prev(cu, d->key, kl);
+		want = ex ? pos : pos > 0 ? pos - 1 : NONE;
+		break;
+	}
+	if (want == NONE) { /* nothing there: unpositioned */
+		CK_RC(rc, PBOX_ENOTFOUND);
+		const void *kp;
+		size_t kpl;
+		CK_RC(pbox_bt_cursor_next(cu), PBOX_EINVAL);
+		CK_RC(pbox_bt_cursor_prev(cu), PBOX_EINVAL);
+		CK_RC(pbox_bt_cursor_key(cu, &kp, &kpl), PBOX_EINVAL);
+		pbox_bt_cursor_close(cu);
+		return;
+	}
+	REQ(rc == 0, "cursor %s = %s (oracle: entry %zu of %zu)", how, pbox_status_name(rc), want,
+	    o->n);
+	uint8_t *cur = d->key2;
+	uint32_t curl = cursor_at(cu, o, want, cur, how);
+	unsigned steps = 1 + (unsigned)pbox_rng_below(r, 40);
+	for (unsigned i = 0; i < steps; i++) {
+		if (pbox_rng_below(r, 4) == 0) { /* change another key while the cursor is open */
+			uint32_t ol = gen_key(r, o, d->key3, d->kmax);
+			size_t op = orc_lb(o, d->key3, ol, &ex);
+			if (!beq(d->key3, ol, cur, curl)) {
+				if (ex && pbox_rng_below(r, 2)) {
+					CK_RC(pbox_bt_remove(bt, d->key3, ol, 0), 0);
+					orc_del(o, op);
+				} else {
+					size_t vm = pbox_bt_value_max(d->st, ol);
+					uint32_t vl = gen_val(r, d->val, vm < d->vcap ? (uint32_t)vm : d->vcap,
+							      d->ps);
+					CK_RC(pbox_bt_upsert(bt, d->key3, ol, d->val, vl, 0), 0);
+					orc_set(o, d->key3, ol, d->val, vl);
+				}
+			}
+		}
+		bool fwd = pbox_rng_below(r, 2);
+		pos = orc_lb(o, cur, curl, &ex);
+		REQ_T(ex); /* the cursor's key is never changed here */
+		size_t nx = fwd ? (pos + 1 < o->n ? pos + 1 : NONE) : (pos > 0 ? pos - 1 : NONE);
+		rc = fwd ? pbox_bt_cursor_next(cu) : pbox_bt_cursor_prev(cu);
+		how = fwd ? "next" : "prev";
+		if (nx == NONE) { /* at the end: stays where it was */
+			CK_RC(rc, PBOX_ENOTFOUND);
+			(void)cursor_at(cu, o, pos, cur, how);
+		} else {
+			REQ(rc == 0, "cursor %s = %s (oracle: entry %zu of %zu)", how,
+			    pbox_status_name(rc), nx, o->n);
+			curl = cursor_at(cu, o, nx, cur, how);
+		}
+	}
+	pbox_bt_cursor_close(cu);
+}
 
 /* One random operation on tree t. w_* are weights (per 100) shifting the mix per phase. */
 static void diff_op(diff_state *d, pbox_rng *r, unsigned t, unsigned w_ins, unsigned w_del)
@@ -737,10 +995,18 @@ static void diff_op(diff_state *d, pbox_rng *r, unsigned t, unsigned w_ins, unsi
 	unsigned flags = pbox_rng_below(r, 16) == 0 ? PBOX_BT_DURABLE : 0;
 	size_t vmax = pbox_bt_value_max(d->st, kl);
 	uint32_t vcap = vmax < d->vcap ? (uint32_t)vmax : d->vcap;
-	unsigned c = (unsigned)pbox_rng_below(r, 100);
+	/* scans and cursor walks 1/64 of the time each (they read long ranges); the rest by
+	 * the weights */
+	unsigned sel = (unsigned)pbox_rng_below(r, 64);
+	if (sel == 1) {
+		d->ops++;
+		cursor_walk(d, r, t);
+		return;
+	}
+	unsigned c = sel == 0 ? ~0u : (unsigned)pbox_rng_below(r, w_ins + w_del + 45);
 	d->ops++;
 	if (c < w_ins) { /* insert */
-		uint32_t vl = gen_val(r, d->val, vcap);
+		uint32_t vl = gen_val(r, d->val, vcap, d->ps);
 		CK_RC(pbox_bt_insert(bt, d->key, kl, d->val, vl, flags), ex ? PBOX_EEXIST : 0);
 		if (!ex)
 			orc_set(o, d->key, kl, d->val, vl);
@@ -749,11 +1015,11 @@ static void diff_op(diff_state *d, pbox_rng *r, unsigned t, unsigned w_ins, unsi
 		if (ex)
 			orc_del(o, pos);
 	} else if (c < w_ins + w_del + 15) { /* upsert */
-		uint32_t vl = gen_val(r, d->val, vcap);
+		uint32_t vl = gen_val(r, d->val, vcap, d->ps);
 		CK_RC(pbox_bt_upsert(bt, d->key, kl, d->val, vl, flags), 0);
 		orc_set(o, d->key, kl, d->val, vl);
 	} else if (c < w_ins + w_del + 25) { /* update */
-		uint32_t vl = gen_val(r, d->val, vcap);
+		uint32_t vl = gen_val(r, d->val, vcap, d->ps);
 		CK_RC(pbox_bt_update(bt, d->key, kl, d->val, vl, flags), ex ? 0 : PBOX_ENOTFOUND);
 		if (ex)
 			orc_set(o, d->key, kl, d->val, vl);
@@ -815,7 +1081,12 @@ static void diff_op(diff_state *d, pbox_rng *r, unsigned t, unsigned w_ins, unsi
 			s = en, sl = el, en = tp, el = tl;
 		}
 		unsigned stop = pbox_rng_below(r, 3) == 0 ? 1 + (unsigned)pbox_rng_below(r, 30) : 0;
-		check_scan(bt, o, s, sl, en, el, stop, "random scan");
+		if (pbox_rng_below(r, 4) == 0) /* the prefix: often a prefix of an existing key */
+			check_prefix_scan(bt, o, d->key, pbox_rng_below(r, (uint64_t)kl + 1),
+					  pbox_rng_below(r, 2), stop, "prefix scan");
+		else
+			check_scan_mode(bt, o, s, sl, en, el, stop, (unsigned)pbox_rng_below(r, 3),
+					"random scan");
 	}
 }
 
@@ -847,9 +1118,11 @@ START_TEST(test_oracle)
 	d.kmax = (uint32_t)pbox_bt_key_max(e.st);
 	REQ_T(d.kmax >= 1 && d.kmax <= KBUF);
 	size_t vm = pbox_bt_value_max(e.st, 0);
-	d.vcap = vm < 8u * cfg->ps ? (uint32_t)vm : 8u * cfg->ps; /* beyond: the limits test */
+	d.ps = cfg->ps;
+	d.vcap = vm < 4u * cfg->ps ? (uint32_t)vm : 4u * cfg->ps; /* beyond: the limits test */
 	d.key = xmalloc(KBUF);
 	d.key2 = xmalloc(KBUF);
+	d.key3 = xmalloc(KBUF);
 	d.val = xmalloc(d.vcap);
 	d.buf = xmalloc(d.vcap + 8);
 	pbox_bt_close(bt_create(e.st, "alpha"));
@@ -872,8 +1145,7 @@ START_TEST(test_oracle)
 			max_leaves = info.leaves > max_leaves ? info.leaves : max_leaves;
 			max_depth = info.depth > max_depth ? info.depth : max_depth;
 		}
-		if (ph == 1)
-			CK_RC(pbox_store_checkpoint(e.st), 0);
+		CK_RC(pbox_store_checkpoint(e.st), 0); /* recycles the log */
 		if (ph == 2) { /* reopen the store in the middle and continue */
 			diff_close_trees(&d);
 			env_reopen(&e);
@@ -906,6 +1178,7 @@ START_TEST(test_oracle)
 	orc_free(&d.o[1]);
 	free(d.key);
 	free(d.key2);
+	free(d.key3);
 	free(d.val);
 	free(d.buf);
 }
@@ -936,6 +1209,15 @@ START_TEST(test_scan_bounds)
 				check_scan(bt, &o, i < 0 ? NULL : (const uint8_t *)keys[i],
 					   i < 0 ? 0 : lens[i], j < 0 ? NULL : (const uint8_t *)keys[j],
 					   j < 0 ? 0 : lens[j], stop, "bounds");
+	/* prefixes around 0x00 / 0xff and the empty key, both directions */
+	static const char *pfx[] = { "", "\x00", "\x00\x00\x00", "a", "ab", "abcd", "b", "c",
+				     "\xff", "\xff\xff", "\xff\xff\xff\xff" };
+	static const size_t plens[] = { 0, 1, 3, 1, 2, 4, 1, 1, 1, 2, 4 };
+	for (unsigned i = 0; i < 11; i++)
+		for (unsigned stop = 0; stop < 3; stop++)
+			for (unsigned rev = 0; rev < 2; rev++)
+				check_prefix_scan(bt, &o, (const uint8_t *)pfx[i], plens[i], rev, stop,
+						  "prefix bounds");
 	/* the empty key as an end bound excludes everything */
 	uint64_t n = 0;
 	CK_RC(pbox_bt_scan(bt, NULL, 0, "", 0, count_fn, &n), 0);
@@ -1317,7 +1599,17 @@ static bool nkey_check(const uint8_t *k, size_t kl, uint32_t *n)
 
 /* ---- 5. concurrency ------------------------------------------------------------------- */
 
-#define CC_SPAN 240u /* value lengths VHDR .. VHDR + CC_SPAN - 1 */
+#define CC_SPAN 240u   /* value lengths VHDR .. VHDR + CC_SPAN - 1, */
+#define CC_BIG 12000u  /* or 1 in 16 up to VHDR + CC_BIG - 1 (overflow pages) */
+#define CC_VMAX (VHDR + CC_BIG)
+
+static uint32_t cc_vlen(uint32_t n, uint32_t ver)
+{
+	uint64_t x = mix64((uint64_t)(ver ^ 0xb16b00b5u) << 32 | n);
+	if (x % 16 == 0)
+		return VHDR + (uint32_t)((x >> 8) % CC_BIG);
+	return sv_len(n, ver, CC_SPAN);
+}
 
 typedef struct cc_shared {
 	pbox_bt *bt;
@@ -1370,7 +1662,7 @@ static void *cc_writer_main(void *arg)
 	cc_shared *sh = wr->sh;
 	pbox_rng r;
 	pbox_rng_seed(&r, wr->seed);
-	uint8_t key[32], val[VHDR + CC_SPAN], buf[VHDR + CC_SPAN];
+	uint8_t key[32], val[CC_VMAX], buf[CC_VMAX];
 	uint32_t version = 0;
 	for (unsigned op = 0; op < wr->nops && !atomic_load(&sh->failed); op++) {
 		uint32_t i = (uint32_t)pbox_rng_below(&r, sh->nkeys);
@@ -1378,7 +1670,7 @@ static void *cc_writer_main(void *arg)
 		uint32_t kl = nkey(key, n);
 		uint32_t cur = wr->ver[i];
 		uint32_t nv = ++version * 8 + wr->w; /* increasing per key; never 0 */
-		uint32_t vl = sv_len(n, nv, CC_SPAN);
+		uint32_t vl = cc_vlen(n, nv);
 		sv_make(val, n, nv, vl);
 		unsigned c = (unsigned)pbox_rng_below(&r, 100);
 		int rc, want;
@@ -1443,7 +1735,8 @@ static void *cc_writer_main(void *arg)
 typedef struct cc_scan_ctx {
 	cc_reader *rd;
 	uint32_t lo, hi; /* numbers in [lo, hi) */
-	int64_t prev;
+	bool rev;        /* descending */
+	int64_t prev;    /* last number reported; -1 (ascending) or hi (descending) at first */
 	unsigned calls, stop_at;
 	uint8_t *seen; /* [n - lo] */
 	char msg[256];
@@ -1458,8 +1751,9 @@ static int cc_scan_fn(const void *k, size_t kl, const void *v, size_t vl, void *
 		snprintf(c->msg, sizeof(c->msg), "scan: malformed key (len %zu)", kl);
 		return SCAN_BAD;
 	}
-	if ((int64_t)n <= c->prev) {
-		snprintf(c->msg, sizeof(c->msg), "scan: key %u after key %lld", n, (long long)c->prev);
+	if (c->rev ? (int64_t)n >= c->prev : (int64_t)n <= c->prev) {
+		snprintf(c->msg, sizeof(c->msg), "%s: key %u after key %lld",
+			 c->rev ? "reverse scan" : "scan", n, (long long)c->prev);
 		return SCAN_BAD;
 	}
 	if (n < c->lo || n >= c->hi) {
@@ -1483,6 +1777,35 @@ static int cc_scan_fn(const void *k, size_t kl, const void *v, size_t vl, void *
 	return 0;
 }
 
+/* A scan of [lo, hi) done with a cursor (seek + next, or seek_prev + prev), checked by
+ * cc_scan_fn. Returns like a scan: 0, SCAN_STOP, SCAN_BAD or an error. */
+static int cc_cursor_walk(pbox_bt *bt, const uint8_t *skey, const uint8_t *ekey, cc_scan_ctx *sc)
+{
+	pbox_bt_cursor *cu = NULL;
+	int rc = pbox_bt_cursor_open(bt, &cu);
+	if (rc)
+		return rc;
+	rc = sc->rev ? pbox_bt_cursor_seek_prev(cu, ekey, 4) : pbox_bt_cursor_seek(cu, skey, 4);
+	while (rc == 0) {
+		const void *k, *v;
+		size_t kl, vl;
+		uint32_t n;
+		if ((rc = pbox_bt_cursor_key(cu, &k, &kl)) || (rc = pbox_bt_cursor_value(cu, &v, &vl)))
+			break;
+		if (kl >= 4 && get32(k) >= sc->hi && sc->rev) { /* seek_prev may land on hi itself */
+			rc = pbox_bt_cursor_prev(cu);
+			continue;
+		}
+		if (kl >= 4 && ((n = get32(k)) >= sc->hi || n < sc->lo))
+			break; /* past the range: done */
+		if ((rc = cc_scan_fn(k, kl, v, vl, sc)))
+			break;
+		rc = sc->rev ? pbox_bt_cursor_prev(cu) : pbox_bt_cursor_next(cu);
+	}
+	pbox_bt_cursor_close(cu);
+	return rc == PBOX_ENOTFOUND ? 0 : rc;
+}
+
 static void *cc_reader_main(void *arg)
 {
 	cc_reader *rd = arg;
@@ -1490,7 +1813,7 @@ static void *cc_reader_main(void *arg)
 	pbox_rng r;
 	pbox_rng_seed(&r, rd->seed);
 	uint32_t total = sh->nw * sh->nkeys;
-	uint8_t key[32], skey[32], ekey[32], buf[VHDR + CC_SPAN];
+	uint8_t key[32], skey[32], ekey[32], buf[CC_VMAX];
 	uint8_t *seen = xmalloc(total), *snap = xmalloc(total);
 	for (uint64_t it = 0; !atomic_load(&sh->failed); it++) {
 		if (atomic_load(&sh->writers_done) == sh->nw && it >= 200)
@@ -1552,28 +1875,47 @@ static void *cc_reader_main(void *arg)
 			for (uint32_t n = lo; n < hi; n++)
 				snap[n] = atomic_load_explicit(&sh->stable_in[n], memory_order_acquire);
 			memset(seen, 0, hi - lo);
-			cc_scan_ctx sc = { .rd = rd, .lo = lo, .hi = hi, .prev = -1, .seen = seen,
+			/* forward or reverse, by a scan or by a cursor */
+			unsigned how = (unsigned)pbox_rng_below(&r, 4);
+			bool rev = how & 1;
+			cc_scan_ctx sc = { .rd = rd, .lo = lo, .hi = hi, .rev = rev,
+					   .prev = rev ? (int64_t)hi : -1, .seen = seen,
 					   .stop_at = pbox_rng_below(&r, 4) ? 0 :
 					   1 + (unsigned)pbox_rng_below(&r, 50) };
-			int rc = pbox_bt_scan(sh->bt, sp, sp ? 4 : 0, ep, ep ? 4 : 0, cc_scan_fn, &sc);
+			int rc;
+			if (how < 2)
+				rc = pbox_bt_scan_ex(sh->bt, sp, sp ? 4 : 0, ep, ep ? 4 : 0,
+						     rev ? PBOX_BT_SCAN_REVERSE : 0, cc_scan_fn, &sc);
+			else
+				rc = cc_cursor_walk(sh->bt, skey, ekey, &sc);
 			rd->scans++;
 			rd->scanned += sc.calls;
 			if (sc.msg[0]) {
 				cc_fail(sh, "reader %u: %s", rd->id, sc.msg);
 				break;
 			}
+			static const char *const hows[] = { "scan", "reverse scan", "cursor walk",
+							    "reverse cursor walk" };
 			if (rc != 0 && !(rc == SCAN_STOP && sc.calls == sc.stop_at)) {
-				cc_fail(sh, "reader %u: scan [%u, %u) = %s after %u pairs (stop at %u)",
-					rd->id, lo, hi, pbox_status_name(rc), sc.calls, sc.stop_at);
+				cc_fail(sh, "reader %u: %s [%u, %u) = %s after %u pairs (stop at %u)",
+					rd->id, hows[how], lo, hi, pbox_status_name(rc), sc.calls,
+					sc.stop_at);
 				break;
 			}
 			/* keys inserted before the scan and never removed were reported (up to the
 			 * early stop) */
-			uint32_t upto = rc == SCAN_STOP ? (uint32_t)sc.prev : hi;
-			for (uint32_t n = lo; n < upto; n++)
+			uint32_t from = lo, upto = hi;
+			if (rc == SCAN_STOP) {
+				if (rev)
+					from = (uint32_t)sc.prev;
+				else
+					upto = (uint32_t)sc.prev;
+			}
+			for (uint32_t n = from; n < upto; n++)
 				if (snap[n] && !seen[n - lo]) {
-					cc_fail(sh, "reader %u: scan [%u, %u) missed key %u, inserted "
-						"before the scan and never removed", rd->id, lo, hi, n);
+					cc_fail(sh, "reader %u: %s [%u, %u) missed key %u, inserted "
+						"before it began and never removed", rd->id, hows[how], lo,
+						hi, n);
 					break;
 				}
 		} else if (rd->id == 0 && pbox_rng_below(&r, 4) == 0) {
@@ -1816,8 +2158,10 @@ END_TEST
 #define CR_MAXW 3
 #define CR_KEYS 500 /* keys per writer */
 #define CR_MAXOPS 1500
-#define CR_VMIN 300u /* values of 320 .. 699 bytes: few per leaf, many leaves */
+#define CR_VMIN 300u /* values of 320 .. 699 bytes: few per leaf, many leaves; */
 #define CR_SPAN 380u
+#define CR_BIG 10000u /* 1 in 8 up to about 10 KB (overflow pages) */
+#define CR_VMAX (CR_VMIN + VHDR + CR_BIG)
 
 enum { CR_PUT = 1, CR_DEL = 2, CR_NOP = 3 };
 
@@ -1848,6 +2192,9 @@ typedef struct cr_writer {
 
 static uint32_t cr_vlen(uint32_t n, uint32_t ver)
 {
+	uint64_t x = mix64((uint64_t)(ver ^ 0x0c0ffee0u) << 32 | n);
+	if (x % 8 == 0)
+		return CR_VMIN + VHDR + (uint32_t)((x >> 8) % CR_BIG);
 	return CR_VMIN + sv_len(n, ver, CR_SPAN);
 }
 
@@ -1855,7 +2202,7 @@ static uint32_t cr_vlen(uint32_t n, uint32_t ver)
  * fill: inserts and upserts only (the preload). */
 static void cr_run(cr_writer *wr, unsigned upto, unsigned durable_per16, bool fill)
 {
-	uint8_t key[32], val[CR_VMIN + VHDR + CR_SPAN];
+	uint8_t key[32], val[CR_VMAX];
 	while (wr->done < upto) {
 		unsigned i = wr->done;
 		if (wr->w == 0 && wr->ncreate < 64 && pbox_rng_below(&wr->r, 150) == 0) {
@@ -1967,6 +2314,8 @@ typedef struct cr_stats {
 	uint64_t cycles, pending, restored, lost, acked, ops;
 } cr_stats;
 
+static bool cr_verbose; /* PBOX_BT_CYCLE: describe the cycle */
+
 static void cr_cycle(uint64_t seed, unsigned nw, cr_stats *stats)
 {
 	pbox_rng r;
@@ -2016,7 +2365,7 @@ static void cr_cycle(uint64_t seed, unsigned nw, cr_stats *stats)
 		wr->nops = pbox_rng_below(&r, 4) ? CR_MAXOPS : preload + 1 + (unsigned)pbox_rng_below(&r, 40);
 		/* before the threads start: a preload with few syncs, made durable by its last op */
 		cr_run(wr, preload, 0, true);
-		REQ(!wr->bug, "%s (seed %llu)", wr->msg, (unsigned long long)seed);
+		REQ(!wr->bug, "%s (cycle %llu:%u)", wr->msg, (unsigned long long)seed, nw);
 	}
 	if (preload) {
 		CK_RC(pbox_bt_upsert(bt, "sync", 4, "x", 1, PBOX_BT_DURABLE), 0);
@@ -2029,6 +2378,12 @@ static void cr_cycle(uint64_t seed, unsigned nw, cr_stats *stats)
 	pthread_t th[CR_MAXW];
 	for (unsigned w = 0; w < nw; w++)
 		REQ_T(pthread_create(&th[w], NULL, cr_writer_main, ws[w]) == 0);
+	if (cr_verbose)
+		fprintf(stderr, "cycle %llu:%u: budget %llu pages, flush delay %u us, %s evictor, "
+				"preload %u ops per writer, writer 0 runs %u ops\n",
+			(unsigned long long)seed, nw,
+			(unsigned long long)(e.o.budget_bytes / 4096), e.o.wal_flush_delay_us,
+			e.o.background_evictor ? "background" : "no", preload, ws[0]->nops);
 	/* cut while the writers work: once writer 0 has done a random number of its ops
 	 * (checkpoints on the way, sometimes), then after a random short delay */
 	unsigned target = preload + (unsigned)pbox_rng_below(&r, ws[0]->nops - preload + 1);
@@ -2045,13 +2400,21 @@ static void cr_cycle(uint64_t seed, unsigned nw, cr_stats *stats)
 		usleep(20);
 	}
 	usleep((useconds_t)pbox_rng_below(&r, 300));
+	if (cr_verbose) {
+		pbox_store_stats ss0;
+		pbox_store_get_stats(e.st, &ss0);
+		fprintf(stderr, "cycle %llu:%u: cut after writer 0 did %u ops (target %u), %llu "
+				"checkpoints; wal end %llu, durable %llu\n", (unsigned long long)seed, nw,
+			atomic_load(&ws[0]->progress), target, (unsigned long long)ss0.checkpoints,
+			(unsigned long long)ss0.wal_end, (unsigned long long)ss0.wal_durable);
+	}
 	pbox_powercut_mode mode = (pbox_powercut_mode)pbox_rng_below(&r, 4);
 	atomic_store(&cut, true);
 	stats->pending += pbox_io_memfs_powercut(fs, mode, pbox_rng_next(&r));
 	for (unsigned w = 0; w < nw; w++)
 		pthread_join(th[w], NULL);
 	for (unsigned w = 0; w < nw; w++)
-		REQ(!ws[w]->bug, "%s (seed %llu)", ws[w]->msg, (unsigned long long)seed);
+		REQ(!ws[w]->bug, "%s (cycle %llu:%u)", ws[w]->msg, (unsigned long long)seed, nw);
 	pbox_bt_close(bt);
 	pbox_store_close(e.st); /* fails: the machine is off */
 	e.st = NULL;
@@ -2060,40 +2423,40 @@ static void cr_cycle(uint64_t seed, unsigned nw, cr_stats *stats)
 	/* recovery */
 	e.o.create = false;
 	int rc = pbox_store_open(DIR_, &e.o, &e.st);
-	REQ(rc == 0, "reopen after the power cut (seed %llu, mode %d): %s: %s",
-	    (unsigned long long)seed, mode, pbox_status_name(rc), e.err);
+	REQ(rc == 0, "reopen after the power cut (cycle %llu:%u, mode %d): %s: %s",
+	    (unsigned long long)seed, nw, mode, pbox_status_name(rc), e.err);
 	pbox_store_stats ss;
 	pbox_store_get_stats(e.st, &ss);
 	stats->restored += ss.recovery_pages_restored;
 	bt = NULL;
 	rc = pbox_bt_open(e.st, "main", &bt);
-	REQ(rc == 0, "tree lost in the power cut (seed %llu, mode %d): %s",
-	    (unsigned long long)seed, mode, pbox_status_name(rc));
+	REQ(rc == 0, "tree lost in the power cut (cycle %llu:%u, mode %d): %s",
+	    (unsigned long long)seed, nw, mode, pbox_status_name(rc));
 	pbox_bt_verify_info info;
 	rc = pbox_bt_verify(bt, &info);
-	REQ(rc == 0, "verify after the power cut (seed %llu, mode %d): %s",
-	    (unsigned long long)seed, mode, pbox_status_name(rc));
+	REQ(rc == 0, "verify after the power cut (cycle %llu:%u, mode %d): %s",
+	    (unsigned long long)seed, nw, mode, pbox_status_name(rc));
 	static uint32_t got[CR_MAXW][CR_KEYS];
 	memset(got, 0, sizeof(got));
 	cr_check_ctx cc = { .ws = ws, .nw = nw, .got = got };
 	uint8_t sbuf[8];
 	size_t sl;
 	bool has_sync = pbox_bt_lookup(bt, "sync", 4, sbuf, sizeof(sbuf), &sl) == 0;
-	REQ(!preload || has_sync, "durable marker lost (seed %llu, mode %d)",
-	    (unsigned long long)seed, mode);
+	REQ(!preload || has_sync, "durable marker lost (cycle %llu:%u, mode %d)",
+	    (unsigned long long)seed, nw, mode);
 	/* everything but the marker is a writer key: scan past it */
 	uint8_t lo[4] = { 0, 0, 0, 0 }, hi[4];
 	put32(hi, nw * CR_KEYS);
 	rc = pbox_bt_scan(bt, lo, 4, hi, 4, cr_scan_fn, &cc);
-	REQ(rc == 0 && !cc.msg[0], "after the power cut (seed %llu, mode %d): %s %s",
-	    (unsigned long long)seed, mode, pbox_status_name(rc), cc.msg);
+	REQ(rc == 0 && !cc.msg[0], "after the power cut (cycle %llu:%u, mode %d): %s %s",
+	    (unsigned long long)seed, nw, mode, pbox_status_name(rc), cc.msg);
 	uint64_t nkeys = 0;
 	for (unsigned w = 0; w < nw; w++)
 		for (unsigned i = 0; i < CR_KEYS; i++)
 			nkeys += got[w][i] != 0;
-	REQ(info.keys == nkeys + has_sync, "verify counts %llu keys, a scan finds %llu (seed %llu)",
+	REQ(info.keys == nkeys + has_sync, "verify counts %llu keys, a scan finds %llu (cycle %llu:%u)",
 	    (unsigned long long)info.keys, (unsigned long long)(nkeys + has_sync),
-	    (unsigned long long)seed);
+	    (unsigned long long)seed, nw);
 
 	/* each writer's keys equal its oracle after some prefix of its ops that includes every
 	 * acknowledged durable op */
@@ -2136,10 +2499,10 @@ static void cr_cycle(uint64_t seed, unsigned nw, cr_stats *stats)
 			unsigned bad = 0;
 			while (bad < CR_KEYS && want[bad] == got[w][bad])
 				bad++;
-			ck_abort_msg("power cut (seed %llu, mode %d): writer %u's keys are not its "
+			ck_abort_msg("power cut (cycle %llu:%u, mode %d): writer %u's keys are not its "
 				     "oracle after any prefix >= %u of %u ops; e.g. key %u holds "
 				     "version %u, %u after the last durable op", (unsigned long long)seed,
-				     mode, w, last_ack, wr->done, bad < CR_KEYS ? bad * nw + w : 0,
+				     nw, mode, w, last_ack, wr->done, bad < CR_KEYS ? bad * nw + w : 0,
 				     bad < CR_KEYS ? got[w][bad] : 0, bad < CR_KEYS ? want[bad] : 0);
 		}
 		stats->lost += wr->done - (unsigned)match;
@@ -2153,8 +2516,8 @@ static void cr_cycle(uint64_t seed, unsigned nw, cr_stats *stats)
 		pbox_bt *t = NULL;
 		rc = pbox_bt_open(e.st, name, &t);
 		if (ws[0]->create_ok[k])
-			REQ(rc == 0, "tree %s created before the cut is gone (seed %llu): %s", name,
-			    (unsigned long long)seed, pbox_status_name(rc));
+			REQ(rc == 0, "tree %s created before the cut is gone (cycle %llu:%u): %s",
+			    name, (unsigned long long)seed, nw, pbox_status_name(rc));
 		else
 			REQ(rc == 0 || rc == PBOX_ENOTFOUND, "open %s = %s", name,
 			    pbox_status_name(rc));
@@ -2202,8 +2565,28 @@ static void cr_report(const char *what, const cr_stats *s)
 #define CR_CYCLES_1 50 /* per loop iteration; 2 iterations */
 #define CR_CYCLES_N 50 /* per loop iteration; 2 iterations */
 
+/* PBOX_BT_CYCLE=seed:writers runs just that cycle (as a failure message names it). */
+static bool cr_single_cycle(void)
+{
+	const char *e = getenv("PBOX_BT_CYCLE");
+	if (!e || !*e)
+		return false;
+	char *end;
+	unsigned long long seed = strtoull(e, &end, 0);
+	unsigned nw = *end == ':' ? (unsigned)strtoul(end + 1, NULL, 0) : 1;
+	REQ(nw >= 1 && nw <= CR_MAXW, "PBOX_BT_CYCLE: 1..%u writers", CR_MAXW);
+	cr_stats s;
+	memset(&s, 0, sizeof(s));
+	cr_verbose = true;
+	cr_cycle(seed, nw, &s);
+	cr_report("powercut (one cycle)", &s);
+	return true;
+}
+
 START_TEST(test_powercut_single_writer)
 {
+	if (cr_single_cycle())
+		return;
 	uint64_t base = pbox_test_seed() ^ 0xc0ffee ^ ((uint64_t)_i << 32);
 	fprintf(stderr, "powercut (1 writer): base seed %llu (cycle c uses base + c)\n",
 		(unsigned long long)base);
@@ -2220,6 +2603,8 @@ END_TEST
 
 START_TEST(test_powercut_concurrent)
 {
+	if (cr_single_cycle())
+		return;
 	uint64_t base = pbox_test_seed() ^ 0xc0c0a ^ ((uint64_t)_i << 32);
 	fprintf(stderr, "powercut (2-3 writers): base seed %llu (cycle c uses base + c)\n",
 		(unsigned long long)base);
@@ -2243,6 +2628,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_catalog_basic);
 	tcase_add_test(tc, test_catalog_many);
+	tcase_add_test(tc, test_catalog_drop);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("oracle");

@@ -535,6 +535,43 @@ START_TEST(test_alloc_faults)
 }
 END_TEST
 
+/* One round that covers many segments (a backlog written in one go): every segment it wrote
+ * is synced after its write, so all of it survives a power cut once wait_durable returned. */
+START_TEST(test_sync_covers_long_backlog)
+{
+	for (int sync = PBOX_WAL_SYNC_FDATASYNC; sync <= PBOX_WAL_SYNC_IO_URING; sync++) {
+		if (sync == PBOX_WAL_SYNC_DSYNC)
+			continue;
+		pbox_io *io;
+		pbox_io_memfs *fs = new_fs(&io);
+		pbox_wal_options o = small_opts(io);
+		o.sync = (pbox_wal_sync)sync;
+		o.buffer_size = 1 << 20; /* room for a backlog of ~20 segments of 16 KiB */
+		pbox_wal *w;
+		ck_assert_int_eq(pbox_wal_open(DIR_, &o, &w), 0);
+		pbox_rng r;
+		pbox_rng_seed(&r, 21);
+		enum { N = 120 };
+		gspec g[N];
+		pbox_lsn ends[N];
+		for (unsigned i = 0; i < N; i++) {
+			gspec_make(&g[i], 11, i, &r, 3000);
+			ck_assert_int_eq(append_spec(w, &g[i], &ends[i]), 0);
+		}
+		ck_assert_uint_gt(ends[N - 1] / (16 << 10), 12); /* more than 8 segments */
+		ck_assert_int_eq(pbox_wal_wait_durable(w, ends[N - 1]), 0);
+		pbox_io_memfs_powercut(fs, PBOX_POWERCUT_DROP_ALL, 1);
+		pbox_wal_close(w);
+		pbox_io_memfs_restart(fs);
+		o.create = false;
+		ck_assert_int_eq(pbox_wal_open(DIR_, &o, &w), 0);
+		ck_assert_uint_eq(replay_all(w, 0, g, N, ends), N);
+		ck_assert_int_eq(pbox_wal_close(w), 0);
+		pbox_io_memfs_destroy(fs);
+	}
+}
+END_TEST
+
 /* ---- power cuts ------------------------------------------------------------------------------ */
 
 #define MAXW 4
@@ -797,6 +834,7 @@ static Suite *suite(void)
 	tc = tcase_create("backends");
 	tcase_add_test(tc, test_backends);
 	tcase_add_test(tc, test_background_flush);
+	tcase_add_test(tc, test_sync_covers_long_backlog);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("faults");
 	tcase_add_test(tc, test_poison_on_sync_failure);

@@ -122,6 +122,7 @@ static int write_range(pbox_wal *wal, uint64_t a, uint64_t b, uint64_t sync_from
 		/* segments to sync: every one touched since sync_from */
 		int sfd[8];
 		unsigned ns = 0;
+		uint64_t k0_all = 0, k1_all = 0;
 		if (sync_now) {
 			uint64_t k0 = sync_from / S, k1 = (b ? b - 1 : 0) / S;
 			/* segments below the first one kept were recycled: nothing left to sync
@@ -135,19 +136,16 @@ static int write_range(pbox_wal *wal, uint64_t a, uint64_t b, uint64_t sync_from
 				k1 = k0;
 			if (b <= sync_from)
 				k1 = k0;
-			for (uint64_t k = k0; k <= k1 && ns < 8; k++) {
+			k0_all = k0;
+			k1_all = k1;
+			/* the newest (at most 8) go with this round's writes; older ones are
+			 * synced after the writes too (below) — never before: a sync issued before
+			 * a write does not cover it */
+			for (uint64_t k = k1 >= k0 + 8 ? k1 - 7 : k0; k <= k1; k++) {
 				int fd;
 				if ((r = pbox__wal_seg_fd(wal, k, &fd)))
 					return r;
 				sfd[ns++] = fd;
-			}
-			if (k1 - k0 + 1 > 8) { /* many segments: sync the older ones one by one */
-				for (uint64_t k = k0 + 8; k <= k1; k++) {
-					int fd;
-					if ((r = pbox__wal_seg_fd(wal, k, &fd)) ||
-					    (r = io->fdatasync(io, fd)))
-						return r;
-				}
 			}
 		}
 		uint64_t t0 = now_ns();
@@ -204,6 +202,16 @@ static int write_range(pbox_wal *wal, uint64_t a, uint64_t b, uint64_t sync_from
 				r = wal->sync == PBOX_WAL_SYNC_FSYNC ? io->fsync(io, sfd[i])
 								     : io->fdatasync(io, sfd[i]);
 				if (r)
+					return r;
+			}
+		}
+		if (sync_now && k1_all >= k0_all + 8) {
+			/* segments older than the 8 synced with the writes (a long backlog) */
+			for (uint64_t k = k0_all; k + 8 <= k1_all; k++) {
+				int fd;
+				if ((r = pbox__wal_seg_fd(wal, k, &fd)) ||
+				    (r = wal->sync == PBOX_WAL_SYNC_FSYNC ? io->fsync(io, fd)
+									   : io->fdatasync(io, fd)))
 					return r;
 			}
 		}
