@@ -2,28 +2,38 @@
  * check_btree.c — the B+tree's tree layer through its public header pbox/btree.h (black
  * box: nothing here includes a private header).
  *
- *   catalog      create / open / open_or_create / list, their errors, bad names, many
- *                independent trees in one store, names and contents across a reopen.
+ *   catalog      create / open / open_or_create / list / drop, their errors, bad names,
+ *                many independent trees in one store (the catalog over several pages),
+ *                handles on a dropped tree (PBOX_ECLOSED), names and contents across a
+ *                reopen; concurrent open_or_create / create races.
  *   oracle       random operations on two trees against in-memory sorted arrays: every
  *                return code, every looked-up value (copy and callback forms, ETOOSMALL),
- *                random range scans with early stops; keys of every length 0..key_max
- *                with shared prefixes, 0x00 / 0xFF bytes and keys that prefix others;
- *                4 and 16 KiB pages, a 64-page budget (constant eviction) and a large one;
- *                verify after every phase, a store reopen in the middle, a final drain.
+ *                range scans forward and reverse and prefix scans with early stops, cursor
+ *                walks (first / last / seek / seek_prev, next / prev) with changes to other
+ *                keys between their steps; keys of every length 0..key_max with shared
+ *                prefixes, 0x00 / 0xFF bytes and keys that prefix others; values from 0
+ *                bytes across the inline / overflow boundary to 4 pages; 4 and 16 KiB
+ *                pages, a 64-page budget (constant eviction) and a large one; verify after
+ *                every phase, a store reopen in the middle, a final drain.
  *   fill         ascending inserts pack leaves: fewer than 1.2x the minimum leaf count
  *                computed from the node format's limits.
  *   merge        removing every key gives pages back: the tree shrinks and refilling it
  *                reuses the freed pages (ARCHITECTURE §8: deletes merge and free pages).
- *   limits       key_max / value_max, values and keys at and over the limit, NULL
- *                arguments: PBOX_EINVAL, nothing changed, out-parameters untouched.
- *   concurrency  writers on disjoint, interleaved key sets with exact per-writer oracles;
- *                readers check what holds under any interleaving (ascending scans within
- *                their bounds, self-validating values, monotonic versions, keys that are
- *                never removed are always found); concurrent catalog operations.
- *   powercut     writers running, the power cut at a random moment (memfs), recovery:
- *                each writer's keys equal its oracle after some prefix of its operations
- *                that includes every acknowledged durable one; no value that was never
- *                written; verify passes; the store keeps working.
+ *   limits       key_max / value_max, keys and values at and over the limit (values up to
+ *                17 MiB), NULL arguments: PBOX_EINVAL, nothing changed, out-parameters
+ *                untouched; many maximal keys with maximal inline values.
+ *   concurrency  writers on disjoint, interleaved key sets with exact per-writer oracles
+ *                (some values on overflow pages); readers check what holds under any
+ *                interleaving: scans and cursor walks in both directions stay ordered and
+ *                within their bounds, values are whole (self-validating), versions never
+ *                go back, keys that are never removed are always found; verify runs
+ *                while writers work.
+ *   powercut     writers running (some values on overflow pages, tree creations), the
+ *                power cut at a random moment while they work (memfs, every cut mode),
+ *                recovery: each writer's keys equal its oracle after some prefix of its
+ *                operations that includes every acknowledged durable one; no value that
+ *                was never written; every created tree exists; verify passes; the store
+ *                keeps working. PBOX_BT_CYCLE=seed:writers replays one cycle verbosely.
  *
  * Randomized tests print their seed (PBOX_SEED reproduces); PBOX_STRESS_SCALE lengthens.
  */
