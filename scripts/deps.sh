@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config liburing-dev libjemalloc-dev libhwloc-dev check
-      clang libclang-rt-14-dev)
+      clang libclang-rt-14-dev liblmdb-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -1,0 +1,111 @@
+/*
+ * engine.h — the adapter interface of pbox-bench, the engine comparison driver
+ * (../../shared/BENCH.md, section "pbox-bench").
+ *
+ * An adapter wraps one key-value engine behind a table of function pointers so that the
+ * driver runs exactly the same operation sequence on every engine. Keys and values are byte
+ * strings; keys compare with memcmp (the driver's keys are 8-byte big-endian integers, so
+ * memcmp order is numeric order).
+ *
+ * Objects:
+ *   pbe_engine  one open instance (a scratch directory), created by open, freed by close.
+ *   pbe_thread  a per-thread context: whatever the engine needs per thread (LMDB: a read
+ *               transaction handle and a cursor). Created by thread_open on any thread,
+ *               then used by one thread at a time (the driver creates them before a
+ *               measurement and hands one to each worker). Closed before the engine.
+ *
+ * Operations (all on a pbe_thread; any number of threads at once unless noted):
+ *   put        insert or replace one key, committed alone (its own transaction) in the
+ *              engine's current commit mode.
+ *   put_batch  insert n new keys as one unit of commit (fills: batches of 1000). With
+ *              PBE_BATCH_SEQUENTIAL the keys ascend and are above every key present.
+ *              An existing key is an error (PBE_EXISTS): the fills insert distinct keys.
+ *   get        copy the value of a key into buf (capacity cap); *vlen = its length.
+ *   scan       from the first key >= start, call fn on up to `count` pairs in order;
+ *              *n = pairs delivered. A non-zero return from fn stops the scan early and is
+ *              returned.
+ * Commit mode: durable (a commit returns once it is on disk) or fast (the engine's own
+ * non-durable commit). Chosen at open, changed between measurements with set_durable (never
+ * while other operations run); switching to durable first makes earlier commits durable.
+ *
+ * Return codes: 0, PBE_NOTFOUND (get: no such key), PBE_EXISTS (put_batch: key present),
+ * PBE_TOOSMALL (get: cap too small; *vlen = the length needed), or another non-zero
+ * engine-specific code that the adapter's strerror names.
+ */
+#ifndef PBOX_BENCH_ENGINE_H
+#define PBOX_BENCH_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Outside the ranges of errno values (either sign), pagebox (-30999..-30900) and LMDB
+ * (-30799..-30780). */
+#define PBE_NOTFOUND (-40001)
+#define PBE_EXISTS (-40002)
+#define PBE_TOOSMALL (-40003)
+
+#define PBE_BATCH_SEQUENTIAL 0x1u
+
+typedef struct pbe_engine pbe_engine;
+typedef struct pbe_thread pbe_thread;
+
+typedef struct pbe_open_options {
+	uint64_t keys;	     /* keys the run will hold (sizing hints: map size, budget) */
+	uint32_t key_size;   /* bytes per key */
+	uint32_t value_size; /* bytes per value */
+	uint64_t budget_bytes; /* cache cap; 0: the adapter's default, large enough to hold
+				  the whole data set in memory */
+	bool durable;	     /* initial commit mode */
+	bool oom;	     /* an out-of-memory run: the data exceeds the budget (LMDB: turn
+				off OS read-ahead) */
+	bool lmdb_writemap;  /* LMDB only: MDB_WRITEMAP (see engine_lmdb.c) */
+	unsigned max_threads; /* most pbe_threads open at once */
+	char *msg;	     /* a one-line notice from open (settings, fallbacks), or "" */
+	size_t msg_len;
+} pbe_open_options;
+
+typedef struct pbe_kv {
+	const void *key;
+	size_t klen;
+	const void *val;
+	size_t vlen;
+} pbe_kv;
+
+typedef int (*pbe_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen,
+			   void *arg);
+
+typedef struct pbe_info {
+	uint64_t data_bytes;	 /* bytes the engine's data structures occupy (pages in use) */
+	uint64_t resident_bytes; /* engine-managed resident cache bytes; UINT64_MAX: the OS
+				    page cache holds them (not bounded by the engine) */
+	uint64_t budget_bytes;	 /* the cache cap in force; UINT64_MAX: none */
+} pbe_info;
+
+typedef struct pbe_adapter {
+	const char *name;	/* engine name in the report: "pagebox", "lmdb" */
+	const char *version;	/* library version string */
+	bool bounded_cache;	/* can keep its data within budget_bytes without the OS page
+				   cache (O_DIRECT); false: not ranked in out-of-memory runs */
+
+	int (*open)(const char *dir, pbe_open_options *o, pbe_engine **out);
+	int (*close)(pbe_engine *e);
+	int (*set_durable)(pbe_engine *e, bool durable);
+	int (*thread_open)(pbe_engine *e, pbe_thread **out);
+	void (*thread_close)(pbe_thread *t);
+
+	int (*put)(pbe_thread *t, const void *key, size_t klen, const void *val, size_t vlen);
+	int (*put_batch)(pbe_thread *t, const pbe_kv *kv, size_t n, unsigned flags);
+	int (*get)(pbe_thread *t, const void *key, size_t klen, void *buf, size_t cap,
+		   size_t *vlen);
+	int (*scan)(pbe_thread *t, const void *start, size_t slen, size_t count, pbe_scan_fn fn,
+		    void *arg, size_t *n);
+
+	void (*info)(pbe_engine *e, pbe_info *out);
+	const char *(*strerror)(int rc);
+} pbe_adapter;
+
+extern const pbe_adapter pbe_pagebox_adapter;
+extern const pbe_adapter pbe_lmdb_adapter;
+
+#endif /* PBOX_BENCH_ENGINE_H */

@@ -1,0 +1,240 @@
+/*
+ * engine_pagebox.c — the pagebox adapter of pbox-bench.
+ *
+ * Settings (written down in bench/README.md too):
+ *   - one store in the scratch directory, page size 4 KiB, WAL sync fdatasync (the default),
+ *     background WAL flush delay 1000 us (the default): "fast" commits become durable within
+ *     about a millisecond without anybody waiting;
+ *   - data file opened with O_DIRECT (the store's default; if the file system refuses it the
+ *     store falls back to buffered I/O and says so: the driver prints that notice);
+ *   - budget: --budget, or by default 3 x keys x (key + value + 24 bytes) + 64 MiB (at least
+ *     256 MiB, the store's own default), enough to keep a whole randomly filled tree resident;
+ *   - no background evictor (the store's default; faulting threads evict);
+ *   - one tree named "bench" (pbox_bt_open_or_create).
+ *
+ * Operations:
+ *   put        pbox_bt_upsert, flags PBOX_BT_DURABLE in durable mode, else 0;
+ *   put_batch  pagebox has no batch API: n calls of pbox_bt_insert with flags 0 (each its
+ *              own mini-transaction and WAL group, becoming durable within the flush delay),
+ *              then, in durable mode, one pbox_wal_flush(pbox_store_wal(st)) that makes all
+ *              of them durable before the batch returns. The insert of a present key is
+ *              PBE_EXISTS. (Unlike an LMDB batch this is not atomic: a crash may keep a
+ *              prefix of the batch. Every insert is atomic on its own.)
+ *   get        pbox_bt_lookup into the caller's buffer;
+ *   scan       pbox_bt_scan from start with no end key; the callback stops it (returns a
+ *              private non-zero code, which the adapter turns back into success) after
+ *              `count` pairs.
+ * Threads share one pbox_bt handle (the tree is safe for any number of threads); a
+ * pbe_thread only points at the engine.
+ */
+#include "engine.h"
+
+#include <pbox/btree.h>
+#include <pbox/status.h>
+#include <pbox/storage.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PB_PAGE_SIZE 4096u
+#define PB_SCAN_DONE 0x5ca9 /* private: the callback has seen `count` pairs */
+
+struct pbe_engine {
+	pbox_store *st;
+	pbox_bt *bt;
+	unsigned durable; /* PBOX_BT_DURABLE or 0 */
+};
+
+struct pbe_thread {
+	pbe_engine *e;
+};
+
+static int map_rc(int r)
+{
+	switch (r) {
+	case PBOX_ENOTFOUND:
+		return PBE_NOTFOUND;
+	case PBOX_EEXIST:
+		return PBE_EXISTS;
+	case PBOX_ETOOSMALL:
+		return PBE_TOOSMALL;
+	default:
+		return r;
+	}
+}
+
+static const char *pb_strerror(int rc)
+{
+	switch (rc) {
+	case PBE_NOTFOUND:
+		return "not found";
+	case PBE_EXISTS:
+		return "already exists";
+	case PBE_TOOSMALL:
+		return "buffer too small";
+	default:
+		return pbox_strerror(rc);
+	}
+}
+
+static int pb_open(const char *dir, pbe_open_options *o, pbe_engine **out)
+{
+	pbe_engine *e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	pbox_store_options so;
+	pbox_store_options_init(&so);
+	so.create = true;
+	so.page_size = PB_PAGE_SIZE;
+	uint64_t budget = o->budget_bytes;
+	if (!budget) {
+		budget = 3 * o->keys * ((uint64_t)o->key_size + o->value_size + 24) + (64ull << 20);
+		if (budget < (256ull << 20))
+			budget = 256ull << 20;
+	}
+	so.budget_bytes = budget;
+	char err[256] = "";
+	so.errbuf = err;
+	so.errbuf_len = sizeof(err);
+	const pbox_redo_handler *h;
+	unsigned nh;
+	pbox_bt_redo_handlers(&h, &nh);
+	so.redo = h;
+	so.nredo = nh;
+	int r = pbox_store_open(dir, &so, &e->st);
+	if (r) {
+		if (o->msg && o->msg_len)
+			snprintf(o->msg, o->msg_len, "pbox_store_open: %s%s%s", pbox_strerror(r),
+				 err[0] ? ": " : "", err);
+		free(e);
+		return r;
+	}
+	if ((r = pbox_bt_open_or_create(e->st, "bench", &e->bt))) {
+		(void)pbox_store_close(e->st);
+		free(e);
+		return r;
+	}
+	e->durable = o->durable ? PBOX_BT_DURABLE : 0;
+	if (o->msg && o->msg_len) {
+		pbox_store_stats s;
+		pbox_store_get_stats(e->st, &s);
+		snprintf(o->msg, o->msg_len, "page %u B, budget %.0f MiB, %s%s%s",
+			 s.page_size, (double)s.budget_bytes / 1048576.0,
+			 s.direct_io ? "O_DIRECT" : "buffered I/O (no O_DIRECT)",
+			 err[0] ? "; " : "", err);
+	}
+	*out = e;
+	return 0;
+}
+
+static int pb_close(pbe_engine *e)
+{
+	pbox_bt_close(e->bt);
+	int r = pbox_store_close(e->st);
+	free(e);
+	return r;
+}
+
+static int pb_set_durable(pbe_engine *e, bool durable)
+{
+	e->durable = durable ? PBOX_BT_DURABLE : 0;
+	return durable ? pbox_wal_flush(pbox_store_wal(e->st)) : 0;
+}
+
+static int pb_thread_open(pbe_engine *e, pbe_thread **out)
+{
+	pbe_thread *t = malloc(sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->e = e;
+	*out = t;
+	return 0;
+}
+
+static void pb_thread_close(pbe_thread *t)
+{
+	free(t);
+}
+
+static int pb_put(pbe_thread *t, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	return map_rc(pbox_bt_upsert(t->e->bt, key, klen, val, vlen, t->e->durable));
+}
+
+static int pb_put_batch(pbe_thread *t, const pbe_kv *kv, size_t n, unsigned flags)
+{
+	(void)flags; /* no append path: sequential keys take the same insert */
+	for (size_t i = 0; i < n; i++) {
+		int r = pbox_bt_insert(t->e->bt, kv[i].key, kv[i].klen, kv[i].val, kv[i].vlen, 0);
+		if (r)
+			return map_rc(r);
+	}
+	return t->e->durable ? pbox_wal_flush(pbox_store_wal(t->e->st)) : 0;
+}
+
+static int pb_get(pbe_thread *t, const void *key, size_t klen, void *buf, size_t cap,
+		  size_t *vlen)
+{
+	return map_rc(pbox_bt_lookup(t->e->bt, key, klen, buf, cap, vlen));
+}
+
+typedef struct scan_state {
+	size_t want, n;
+	pbe_scan_fn fn;
+	void *arg;
+	int user_rc;
+} scan_state;
+
+static int scan_one(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+	scan_state *s = arg;
+	int r = s->fn(key, klen, val, vlen, s->arg);
+	s->n++;
+	if (r) {
+		s->user_rc = r;
+		return PB_SCAN_DONE;
+	}
+	return s->n >= s->want ? PB_SCAN_DONE : 0;
+}
+
+static int pb_scan(pbe_thread *t, const void *start, size_t slen, size_t count, pbe_scan_fn fn,
+		   void *arg, size_t *n)
+{
+	scan_state s = { .want = count, .fn = fn, .arg = arg };
+	*n = 0;
+	if (count == 0)
+		return 0;
+	int r = pbox_bt_scan(t->e->bt, start, slen, NULL, 0, scan_one, &s);
+	*n = s.n;
+	if (r == PB_SCAN_DONE)
+		return s.user_rc;
+	return map_rc(r);
+}
+
+static void pb_info(pbe_engine *e, pbe_info *out)
+{
+	pbox_store_stats s;
+	pbox_store_get_stats(e->st, &s);
+	out->data_bytes = (s.page_count - s.free_pages) * s.page_size;
+	out->resident_bytes = s.resident_bytes;
+	out->budget_bytes = s.budget_bytes;
+}
+
+const pbe_adapter pbe_pagebox_adapter = {
+	.name = "pagebox",
+	.version = PBOX_VERSION_STRING,
+	.bounded_cache = true,
+	.open = pb_open,
+	.close = pb_close,
+	.set_durable = pb_set_durable,
+	.thread_open = pb_thread_open,
+	.thread_close = pb_thread_close,
+	.put = pb_put,
+	.put_batch = pb_put_batch,
+	.get = pb_get,
+	.scan = pb_scan,
+	.info = pb_info,
+	.strerror = pb_strerror,
+};
