@@ -490,6 +490,14 @@ static void json_num(FILE *f, const char *name, double v, bool last)
 		fprintf(f, "\"%s\": %.6g%s", name, v, last ? "" : ", ");
 }
 
+static void json_int(FILE *f, const char *name, int64_t v, bool last)
+{
+	if (v < 0)
+		fprintf(f, "\"%s\": null%s", name, last ? "" : ", ");
+	else
+		fprintf(f, "\"%s\": %" PRId64 "%s", name, v, last ? "" : ", ");
+}
+
 static int write_json(const char *path, const pbox_bench_config *cfg, const char *date)
 {
 	FILE *f = fopen(path, "w");
@@ -516,7 +524,7 @@ static int write_json(const char *path, const pbox_bench_config *cfg, const char
 		fprintf(f, "    {\"engine\": \"%s\", \"workload\": \"%s\", \"threads\": %u, \"run\": %u, ",
 			j->r.engine, WNAME[j->workload], j->r.threads, j->r.run);
 		fprintf(f, "\"ranked\": %s, ", j->ranked ? "true" : "false");
-		json_num(f, "budget_bytes", (double)j->r.budget_bytes, false);
+		json_int(f, "budget_bytes", j->r.budget_bytes, false);
 		fprintf(f, "\"ops\": %" PRIu64 ", ", j->r.ops);
 		json_num(f, "seconds", j->r.seconds, false);
 		json_num(f, "ops_per_sec", j->r.seconds > 0 ? (double)j->r.ops / j->r.seconds : -1,
@@ -524,7 +532,7 @@ static int write_json(const char *path, const pbox_bench_config *cfg, const char
 		json_num(f, "p50_us", j->r.p50_us, false);
 		json_num(f, "p99_us", j->r.p99_us, false);
 		json_num(f, "cpu_us_per_op", j->r.cpu_us_per_op, false);
-		json_num(f, "peak_rss_bytes", (double)j->r.peak_rss_bytes, true);
+		json_int(f, "peak_rss_bytes", j->r.peak_rss_bytes, true);
 		fprintf(f, "}%s\n", i + 1 < R.nj ? "," : "");
 	}
 	fprintf(f, "  ]\n}\n");

@@ -17,11 +17,11 @@
  *   - MDB_WRITEMAP (dirty pages written in place through a shared writable map instead of
  *     malloc'ed copies written back with pwrite) chosen by measurement, per commit mode:
  *     on in fast mode, off in durable mode (the driver's --lmdb-writemap auto; on/off force
- *     it). Measured on this machine (bench/README.md): with synced commits WRITEMAP made
- *     fill-random slower (22 k against 40 k keys/s: a synced commit then msyncs the whole
- *     map), without syncs it made fill-random 2.7x and ycsb-a 5x faster (no write system
- *     calls at all). Its cost is LMDB's documented one: no protection against stray writes
- *     into the map;
+ *     it). Measured on this machine (bench/README.md, 1 M keys): with synced commits
+ *     WRITEMAP made fill-random 2.9x slower (22 k against 66 k keys/s) and ycsb-a 5x slower
+ *     (a synced commit then msyncs the whole map instead of one fdatasync); without syncs it
+ *     made fill-random 2.9x and ycsb-a 5.9x faster (no write system calls at all). Its cost
+ *     is LMDB's documented one: no protection against stray writes into the map;
  *   - MDB_NOTLS: reader slots belong to transaction objects, not threads. Each pbe_thread
  *     owns one read-only transaction and one cursor, created once; every read renews the
  *     transaction (mdb_txn_renew: a fresh snapshot, no malloc) and resets it afterwards

@@ -10,16 +10,22 @@
  *   - budget: --budget, or by default 3 x keys x (key + value + 24 bytes) + 64 MiB (at least
  *     256 MiB, the store's own default), enough to keep a whole randomly filled tree resident;
  *   - no background evictor (the store's default; faulting threads evict);
+ *   - max_bytes (the virtual reservation and the largest the data file may grow)
+ *     4 x keys x (key + value + 32 bytes) + 1 GiB instead of the 1 TiB default, as the
+ *     project's tests do: under TSan a 1 TiB reservation intermittently fails (ENOMEM);
  *   - one tree named "bench" (pbox_bt_open_or_create).
  *
  * Operations:
  *   put        pbox_bt_upsert, flags PBOX_BT_DURABLE in durable mode, else 0;
- *   put_batch  pagebox has no batch API: n calls of pbox_bt_insert with flags 0 (each its
- *              own mini-transaction and WAL group, becoming durable within the flush delay),
+ *   put_batch  n calls of pbox_bt_insert with flags 0 (each its own mini-transaction and
+ *              WAL group, becoming durable within the background flush delay),
  *              then, in durable mode, one pbox_wal_flush(pbox_store_wal(st)) that makes all
  *              of them durable before the batch returns. The insert of a present key is
  *              PBE_EXISTS. (Unlike an LMDB batch this is not atomic: a crash may keep a
- *              prefix of the batch. Every insert is atomic on its own.)
+ *              prefix of the batch. Every insert is atomic on its own.) The btree's atomic
+ *              write batches (pbox_bt_batch_*) do not fit a fill batch: one batch may span at
+ *              most PBOX_BT_BATCH_MAX_LEAVES (24) leaves and half a node of new entries per
+ *              leaf, and 1000 random keys of a large tree fall into about 1000 leaves.
  *   get        pbox_bt_lookup into the caller's buffer;
  *   scan       pbox_bt_scan from start with no end key; the callback stops it (returns a
  *              private non-zero code, which the adapter turns back into success) after
@@ -95,6 +101,9 @@ static int pb_open(const char *dir, pbe_open_options *o, pbe_engine **out)
 			budget = 256ull << 20;
 	}
 	so.budget_bytes = budget;
+	/* the virtual reservation: several times the data, not the 1 TiB default (under TSan
+	 * a 1 TiB reservation sometimes does not fit: pbox_store_open fails with ENOMEM) */
+	so.max_bytes = 4 * o->keys * ((uint64_t)o->key_size + o->value_size + 32) + (1ull << 30);
 	char err[256] = "";
 	so.errbuf = err;
 	so.errbuf_len = sizeof(err);
