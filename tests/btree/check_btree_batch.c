@@ -31,6 +31,7 @@ static pbox_store *open_store(pbox_io *io, bool create)
 	o.io = io;
 	o.create = create;
 	o.budget_bytes = 64 * 4096;
+	o.max_bytes = 1ull << 30; /* the 1 TiB default reservation is refused under TSan at times */
 	o.wal_segment_size = 1 << 20;
 	o.wal_flush_delay_us = 0;
 	const pbox_redo_handler *h;
