@@ -1,0 +1,300 @@
+/*
+ * batch.c — `kvstore batch`: one command per line on stdin, exactly one response per
+ * command on stdout, flushed after each response (README: "The batch protocol").
+ *
+ * Lines are split at single spaces, so every field is one %HH-encoded token and a field may
+ * be empty ("put k " stores an empty value). A response is never written before the change
+ * it reports is done; with --durability durable the OK of put, del and commit is written
+ * only once the change is on disk, which is what the torture test relies on.
+ *
+ * Between begin and commit, put and del are recorded in a pbox_bt_batch and applied at
+ * commit in one atomic WAL group; get and scan inside a transaction see the store without
+ * the pending changes.
+ */
+#define _GNU_SOURCE
+#include "kvstore.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_FIELDS 5
+
+typedef struct session {
+	kv_db db;
+	pbox_bt_batch *txn; /* non-NULL between begin and commit/abort */
+	bool store_error;   /* a store error (not bad input) happened: exit 3 */
+} session;
+
+static void respond_err(const char *fmt_what, int rc)
+{
+	if (rc)
+		printf("ERR %s: %s\n", fmt_what, pbox_strerror(rc));
+	else
+		printf("ERR %s\n", fmt_what);
+}
+
+/* A store error: report it and remember it for the exit code. */
+static void store_err(session *s, const char *what, int rc)
+{
+	s->store_error = true;
+	respond_err(what, rc);
+}
+
+static void bad_size(session *s, const char *what)
+{
+	printf("ERR %s: key or value too long (keys up to %zu bytes, values up to %u)\n", what,
+	       pbox_bt_key_max(s->db.st), PBOX_BT_VALUE_MAX_BYTES);
+}
+
+typedef struct scan_state {
+	uint64_t limit, n;
+} scan_state;
+
+static int scan_kv(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+	scan_state *ss = arg;
+	if (ss->n >= ss->limit)
+		return 1;
+	fputs("KV ", stdout);
+	kv_encode(stdout, key, klen);
+	putchar(' ');
+	kv_encode(stdout, val, vlen);
+	putchar('\n');
+	ss->n++;
+	return ss->n >= ss->limit ? 1 : 0;
+}
+
+static void do_scan(session *s, char **f)
+{
+	char *start = NULL, *end = NULL;
+	size_t sl = 0, el = 0;
+	uint64_t limit;
+	if (kv_parse_u64(f[3], &limit)) {
+		printf("ERR scan: LIMIT must be a number\n");
+		return;
+	}
+	/* "-" is unbounded; a key that is a single dash is written %2D */
+	if ((strcmp(f[1], "-") && kv_decode(f[1], &start, &sl)) ||
+	    (strcmp(f[2], "-") && kv_decode(f[2], &end, &el))) {
+		printf("ERR scan: bad %%HH encoding\n");
+		free(start);
+		return;
+	}
+	scan_state ss = {limit, 0};
+	int rc = limit == 0 ? 0 : pbox_bt_scan(s->db.bt, start, sl, end, el, scan_kv, &ss);
+	if (rc < 0) {
+		/* KV lines may already be out: END is still written so the reader stays in step */
+		printf("END %" PRIu64 "\n", ss.n);
+		fprintf(stderr, "kvstore: batch: scan failed after %" PRIu64 " pairs: %s\n", ss.n,
+			pbox_strerror(rc));
+		s->store_error = true;
+	} else {
+		printf("END %" PRIu64 "\n", ss.n);
+	}
+	free(start);
+	free(end);
+}
+
+static void do_get(session *s, const char *k, size_t kl)
+{
+	size_t cap = 4096, vl = 0;
+	char *buf = malloc(cap);
+	int rc = buf ? pbox_bt_lookup(s->db.bt, k, kl, buf, cap, &vl) : -ENOMEM;
+	if (rc == PBOX_ETOOSMALL) {
+		free(buf);
+		cap = vl;
+		buf = malloc(cap ? cap : 1);
+		rc = buf ? pbox_bt_lookup(s->db.bt, k, kl, buf, cap, &vl) : -ENOMEM;
+	}
+	if (rc == 0) {
+		fputs("VALUE ", stdout);
+		kv_encode(stdout, buf, vl);
+		putchar('\n');
+	} else if (rc == PBOX_ENOTFOUND) {
+		puts("NOTFOUND");
+	} else if (rc == PBOX_EINVAL) {
+		bad_size(s, "get");
+	} else {
+		store_err(s, "get", rc);
+	}
+	free(buf);
+}
+
+static void do_commit(session *s)
+{
+	size_t n = pbox_bt_batch_count(s->txn);
+	int rc = pbox_bt_batch_commit(s->txn, s->db.flags);
+	pbox_bt_batch_destroy(s->txn);
+	s->txn = NULL;
+	if (rc == 0)
+		puts("OK");
+	else if (rc == PBOX_ELIMIT)
+		printf("ERR commit refused, nothing applied: %zu operations exceed a batch limit "
+		       "(at most %u leaves, half a node of new entries per leaf's key range, "
+		       "%u bytes of log)\n",
+		       n, PBOX_BT_BATCH_MAX_LEAVES, PBOX_BT_BATCH_MAX_BYTES);
+	else if (rc == PBOX_EINVAL)
+		printf("ERR commit: %s\n", pbox_strerror(rc));
+	else
+		store_err(s, "commit", rc);
+}
+
+/* One command line (already split into fields); writes exactly one response. */
+static void run_line(session *s, char **f, int nf)
+{
+	const char *c = f[0];
+	char *k = NULL, *v = NULL;
+	size_t kl = 0, vl = 0;
+	int rc;
+#define NEED(n, form)                                                                        \
+	do {                                                                                 \
+		if (nf != (n)) {                                                             \
+			printf("ERR usage: %s\n", form);                                     \
+			goto out;                                                            \
+		}                                                                            \
+	} while (0)
+#define DECODE(i, p, l)                                                                      \
+	do {                                                                                 \
+		if (kv_decode(f[i], p, l)) {                                                 \
+			printf("ERR bad %%HH encoding in field %d\n", i + 1);                 \
+			goto out;                                                            \
+		}                                                                            \
+	} while (0)
+
+	if (!strcmp(c, "put")) {
+		NEED(3, "put KEY VALUE");
+		DECODE(1, &k, &kl);
+		DECODE(2, &v, &vl);
+		if (s->txn) {
+			rc = pbox_bt_batch_put(s->txn, s->db.bt, k, kl, v, vl);
+			if (rc == PBOX_EINVAL)
+				bad_size(s, "put");
+			else if (rc)
+				store_err(s, "put", rc);
+			else
+				puts("OK");
+		} else {
+			rc = pbox_bt_upsert(s->db.bt, k, kl, v, vl, s->db.flags);
+			if (rc == PBOX_EINVAL)
+				bad_size(s, "put");
+			else if (rc)
+				store_err(s, "put", rc);
+			else
+				puts("OK");
+		}
+	} else if (!strcmp(c, "del")) {
+		NEED(2, "del KEY");
+		DECODE(1, &k, &kl);
+		rc = s->txn ? pbox_bt_batch_del(s->txn, s->db.bt, k, kl)
+			    : pbox_bt_remove(s->db.bt, k, kl, s->db.flags);
+		if (rc == 0)
+			puts("OK");
+		else if (rc == PBOX_ENOTFOUND)
+			puts("NOTFOUND");
+		else if (rc == PBOX_EINVAL)
+			bad_size(s, "del");
+		else
+			store_err(s, "del", rc);
+	} else if (!strcmp(c, "get")) {
+		NEED(2, "get KEY");
+		DECODE(1, &k, &kl);
+		do_get(s, k, kl);
+	} else if (!strcmp(c, "scan")) {
+		NEED(4, "scan START END LIMIT (- for an unbounded START or END)");
+		do_scan(s, f);
+	} else if (!strcmp(c, "begin")) {
+		NEED(1, "begin");
+		if (s->txn)
+			puts("ERR begin: a transaction is already open");
+		else if ((rc = pbox_bt_batch_create(&s->txn)))
+			store_err(s, "begin", rc);
+		else
+			puts("OK");
+	} else if (!strcmp(c, "commit")) {
+		NEED(1, "commit");
+		if (!s->txn)
+			puts("ERR commit: no transaction (begin first)");
+		else
+			do_commit(s);
+	} else if (!strcmp(c, "abort")) {
+		NEED(1, "abort");
+		if (!s->txn) {
+			puts("ERR abort: no transaction (begin first)");
+		} else {
+			pbox_bt_batch_destroy(s->txn);
+			s->txn = NULL;
+			puts("OK");
+		}
+	} else if (!strcmp(c, "sync")) {
+		NEED(1, "sync");
+		rc = pbox_wal_flush(pbox_store_wal(s->db.st));
+		if (rc)
+			store_err(s, "sync", rc);
+		else
+			puts("OK");
+	} else if (!strcmp(c, "checkpoint")) {
+		NEED(1, "checkpoint");
+		rc = pbox_store_checkpoint(s->db.st);
+		if (rc)
+			store_err(s, "checkpoint", rc);
+		else
+			puts("OK");
+	} else if (!*c) {
+		puts("ERR empty command");
+	} else {
+		puts("ERR unknown command (put, del, get, scan, begin, commit, abort, sync, "
+		     "checkpoint)");
+	}
+out:
+#undef NEED
+#undef DECODE
+	free(k);
+	free(v);
+}
+
+int kv_cmd_batch(const kv_opts *o, int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "kvstore: batch takes no arguments (kvstore --help for usage)\n");
+		return KV_EXIT_USAGE;
+	}
+	session s = {0};
+	if (kv_open(o, true, &s.db))
+		return KV_EXIT_STORE;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	while ((n = getline(&line, &cap, stdin)) >= 0) {
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = 0;
+		char *f[MAX_FIELDS];
+		int nf = 0;
+		char *p = line;
+		bool too_many = false;
+		for (;;) {
+			if (nf == MAX_FIELDS) {
+				too_many = true;
+				break;
+			}
+			f[nf++] = p;
+			char *sp = strchr(p, ' ');
+			if (!sp)
+				break;
+			*sp = 0;
+			p = sp + 1;
+		}
+		if (too_many)
+			puts("ERR too many fields");
+		else
+			run_line(&s, f, nf);
+		fflush(stdout);
+	}
+	free(line);
+	if (s.txn) /* end of input inside begin ... commit: the pending changes are dropped */
+		pbox_bt_batch_destroy(s.txn);
+	int rc = kv_close(&s.db);
+	return rc || s.store_error ? KV_EXIT_STORE : KV_EXIT_OK;
+}

@@ -1,0 +1,121 @@
+/*
+ * kvstore.h — declarations shared by the files of the kvstore example.
+ *
+ *   main.c      command line, options, the one-shot commands, opening the store
+ *   encoding.c  the %HH text form of byte strings, sizes, small parsers
+ *   value.c     self-checking stress values and the key/batch-id formats (also used by the
+ *               torture test driver in tests/kvstore)
+ *   batch.c     the `batch` line protocol
+ *   stress.c    `stress` (concurrent durable writers) and `check-acks` (their proof)
+ */
+#ifndef KVSTORE_H
+#define KVSTORE_H
+
+#include <pbox/btree.h>
+#include <pbox/status.h>
+#include <pbox/storage.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit codes (README: "Exit codes"). */
+enum {
+	KV_EXIT_OK = 0,
+	KV_EXIT_NOTFOUND = 1, /* get/del of a missing key; check-acks found violations */
+	KV_EXIT_USAGE = 2,    /* bad command line or bad %HH encoding */
+	KV_EXIT_STORE = 3,    /* corruption, I/O, store locked by another process, ... */
+};
+
+#define KV_DEFAULT_DIR "./kvstore-data"
+#define KV_DEFAULT_TREE "default"
+/* The virtual reservation (largest data file): far below the 1 TiB library default, which
+ * some VMs and ThreadSanitizer refuse. --max-size changes it. */
+#define KV_DEFAULT_MAX_BYTES (64ull << 30)
+/* Written next to the store after an open whose recovery replayed something, so `stats`
+ * can tell what the last real recovery did even after later clean opens. */
+#define KV_RECOVERY_FILE "kvstore-last-recovery"
+
+typedef struct kv_opts {
+	const char *dir;
+	const char *tree;
+	uint64_t budget;    /* 0: library default */
+	uint64_t page_size; /* 0: library default (only at creation) */
+	uint64_t max_bytes;
+	bool durable;       /* --durability durable (default) */
+	bool sync_set;
+	pbox_wal_sync sync;
+} kv_opts;
+
+typedef struct kv_db {
+	pbox_store *st;
+	pbox_bt *bt;     /* NULL when opened without creating and the tree does not exist */
+	unsigned flags;  /* PBOX_BT_DURABLE or 0 */
+	const kv_opts *o;
+} kv_db;
+
+/* Open the store (running recovery). create: make the directory, store and tree if missing.
+ * Without create, a missing store is PBOX_ENOTFOUND and a missing tree leaves db->bt NULL.
+ * On failure prints one line to stderr and returns the pbox status. */
+int kv_open(const kv_opts *o, bool create, kv_db *db);
+/* Close; prints and returns the first error. */
+int kv_close(kv_db *db);
+/* Map a pbox status to an exit code (0 -> 0, PBOX_ENOTFOUND -> 1, the rest -> 3). */
+int kv_exit_of(int rc);
+/* "kvstore: what: message" on stderr. */
+void kv_err(const char *what, int rc);
+
+/* ---- encoding.c ---------------------------------------------------------------------- */
+
+/* Write bytes in the %HH form: printable ASCII other than space, tab and '%' stays, every
+ * other byte becomes %HH (upper-case hex). */
+void kv_encode(FILE *f, const void *buf, size_t len);
+/* Decode the %HH form into a malloc'd buffer (NUL-terminated for convenience, *len excludes
+ * it). Returns 0, or -1 for a '%' not followed by two hex digits (or out of memory). */
+int kv_decode(const char *s, char **out, size_t *len);
+/* "4096", "256M", "1G", "64KiB": a size in bytes. -1 if malformed. */
+int kv_parse_size(const char *s, uint64_t *out);
+/* A decimal unsigned integer. -1 if malformed. */
+int kv_parse_u64(const char *s, uint64_t *out);
+/* A non-negative decimal number with an optional fraction ("2", "0.5"). -1 if malformed. */
+int kv_parse_seconds(const char *s, double *out);
+double kv_now(void); /* CLOCK_MONOTONIC seconds */
+
+/* ---- value.c --------------------------------------------------------------------------- */
+
+/* Keys written by stress and the torture driver: t<thread>-<seq, 12 digits>, so that one
+ * thread's keys ascend and all of them sort before thread t<thread>0's. */
+#define KV_KEY_MAX 40
+int kv_stress_key(char *buf, unsigned thread, uint64_t seq);
+/* Parse such a key: 0, or -1 if it is not one. */
+int kv_stress_key_parse(const void *key, size_t klen, unsigned *thread, uint64_t *seq);
+
+/* Batch ids: "-" for a single put; b<thread>.<first seq>.<count> for a batch of count keys
+ * with consecutive sequence numbers of one thread. */
+#define KV_BATCH_ID_MAX 48
+int kv_batch_id(char *buf, unsigned thread, uint64_t first, unsigned count);
+/* 0 and the parts, or -1 if it is not a batch id ("-" is not). */
+int kv_batch_id_parse(const char *s, size_t len, unsigned *thread, uint64_t *first,
+		      unsigned *count);
+
+/* A self-checking value: "<key>|<batch id>|<filler>|<crc32c of what precedes, 8 hex>",
+ * exactly size bytes when size is at least kv_value_min(); longer otherwise. Returns the
+ * length written (buf must hold max(size, kv_value_min()) bytes). */
+size_t kv_value_min(size_t klen, const char *batch_id);
+size_t kv_value_make(char *buf, size_t size, const char *key, size_t klen,
+		     const char *batch_id);
+/* Check a value against its key: 0 and the batch id (copied, NUL-terminated, into bid of
+ * capacity cap), or -1 if the value is not a well-formed value for this key. */
+int kv_value_check(const void *val, size_t vlen, const void *key, size_t klen, char *bid,
+		   size_t cap);
+/* The checksum ack files carry: CRC32C of the whole value. */
+uint32_t kv_value_sum(const void *val, size_t vlen);
+
+/* ---- batch.c / stress.c ---------------------------------------------------------------- */
+
+int kv_cmd_batch(const kv_opts *o, int argc, char **argv);
+int kv_cmd_stress(const kv_opts *o, int argc, char **argv);
+int kv_cmd_check_acks(const kv_opts *o, int argc, char **argv);
+
+#endif
