@@ -1,7 +1,9 @@
 /*
  * pbox-bench — the engine comparison driver (../../shared/BENCH.md, "pbox-bench"): the same
- * key-value workloads on pagebox and on peer engines (LMDB), engines interleaved within each
- * run, the Markdown table with the ratio to the baseline engine (LMDB), one CSV row per run.
+ * key-value workloads on pagebox and on its peers (LMDB, RocksDB, WiredTiger, SQLite,
+ * LevelDB: engine.h, one adapter each), engines interleaved within each run (run 1: every
+ * engine, run 2: every engine, ...), the Markdown table with medians, min–max and the ratio
+ * to a baseline engine (--baseline), one CSV row per run, a JSON file, SVG plots (gnuplot).
  *
  * Data: keys are 8-byte big-endian integers, N of them, a random permutation of [0, N)
  * (a new permutation each run, the same for every engine within the run); values are
@@ -16,32 +18,74 @@
  *   lookup       uniform random existing keys, value copied out (every 16th op timed).
  *   scan100      seek to a uniform random key, read the next 100 pairs (fewer at the end of
  *                the key space: exactly min(100, N - start)); ops = scans.
+ *   lookup-zipf  lookup with keys by Zipfian(0.99) rank mapped through the run's permutation
+ *                (so hot keys are scattered over the key space); every 16th op timed.
  *   ycsb-a       50% reads / 50% updates (put of a new version of the value, its own commit
- *                in the run's commit mode), keys by Zipfian(0.99) rank mapped through the
- *                run's permutation (so hot keys are scattered over the key space).
+ *                in the run's commit mode), keys Zipfian(0.99) as in lookup-zipf.
+ *   ycsb-b       95% reads / 5% updates; ycsb-c 100% reads; ycsb-f 50% reads / 50%
+ *                read-modify-writes (get, then put of the next version; one op); Zipfian keys.
+ *   ycsb-e       95% short scans (start key Zipfian, length uniform in 1..100) / 5% inserts of
+ *                new keys. The new keys are N, N+1, ... (YCSB's "ordered" insert order: they
+ *                go above the loaded keys); scans check the loaded keys exactly and that any
+ *                new keys come in ascending order.
  *   commit       single-key durable commits per thread (uniform keys, updates), always
- *                durable whatever --durability says.
- * lookup, scan100, ycsb-a and commit run on the instance the fill-random built (or, when
- * fill-random is not measured, on one loaded the same way without timing), in that order.
+ *                durable whatever --durability says; thread counts from --commit-threads.
+ * The others run on the instance the fill-random built (or, when fill-random is not
+ * measured, on one loaded the same way without timing), in the order lookup, lookup-zipf,
+ * scan100, ycsb-c, ycsb-b, ycsb-a, ycsb-f, commit, ycsb-e (last: it adds keys).
  *
- * Out-of-memory runs: --budget below the data (N x (8 + value size) bytes). pagebox keeps
- * its cache within the budget (O_DIRECT data file); LMDB cannot be bounded (it reads through
- * the OS page cache), so its rows are printed in a separate table marked "not ranked" and the
- * ranked table has no ratio column. The driver prints each engine's data size after the fill
- * and says when the data is less than 4x the budget.
+ * Zipfian ranks: the rejection-free generator of Gray et al. (as YCSB uses), theta 0.99,
+ * ranks scrambled over the key space by the run's random permutation.
+ *
+ * Threads: --pin compact|scatter|none pins every worker (pbox/topo.h) when it starts; the
+ * topology is printed first. --numa-node N binds the memory of the whole process (every
+ * engine alike) to node N with hwloc before any engine starts, where the machine has more
+ * than one node; with one node it says so and binds nothing. Engines' own background
+ * threads are not pinned.
+ *
+ * Out-of-memory runs: --budget below the data (N x (8 + value size) bytes). Engines that can
+ * keep their reads out of the OS page cache (bounded_cache: pagebox, RocksDB with direct
+ * reads, WiredTiger with direct I/O for data) are ranked; the others (LMDB, LevelDB, SQLite)
+ * are printed in a separate table marked "not ranked". The driver prints each engine's data
+ * size after the fill and says when the data is less than 4x the budget.
+ *
+ * Sanitizer builds: under ThreadSanitizer the engines whose adapter sets tsan_skip are left
+ * out of the default engine list, with the reason printed (their uninstrumented internals
+ * synchronise through atomics TSan cannot see); naming one in --engines runs it anyway.
  */
 #define _GNU_SOURCE
 #include "engine.h"
 
 #include "bench_util.h"
 
+#include <pbox/topo.h>
+
+#include <hwloc.h>
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define PBE_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PBE_TSAN 1
+#endif
+#endif
+#ifndef PBE_TSAN
+#define PBE_TSAN 0
+#endif
+
+extern char **environ;
 
 #define PROG "pbox-bench"
 #define KEY_SIZE 8u
@@ -54,18 +98,34 @@
 #define QUICK_KEYS 20000ull
 #define MAX_VALUE 65536u
 #define CHECK_UPDATES 200u	/* --check: single-key commits, each read back */
+#define YCSB_E_MAX_SCAN 100u	/* ycsb-e: scan lengths uniform in 1..100 */
+#define DEFAULT_COMMIT_THREADS "1,2,4,8,16,32"
+#define NO_NUMA UINT64_MAX
 
 /* ---- options ------------------------------------------------------------------------------ */
 
-static uint64_t opt_keys, opt_value = 100, opt_budget, opt_seed = 42;
+static uint64_t opt_keys, opt_value = 100, opt_budget, opt_seed = 42, opt_numa = NO_NUMA;
 static const char *opt_durability = "durable", *opt_json, *opt_lmdb_writemap = "auto";
+static const char *opt_baseline, *opt_pin = "none", *opt_plot, *opt_commit_threads;
 static pbox_bench_list opt_engines, opt_workloads;
 static bool opt_check;
 
 static const pbox_bench_option extra[] = {
-	{ "engines", PBOX_BENCH_OPT_LIST, &opt_engines, "LIST", "pagebox,lmdb (default: both)" },
+	{ "engines", PBOX_BENCH_OPT_LIST, &opt_engines, "LIST",
+	  "engines to run, in this order (default: every engine built in; list below)" },
 	{ "workloads", PBOX_BENCH_OPT_LIST, &opt_workloads, "LIST",
-	  "fill-random,fill-seq,lookup,scan100,ycsb-a,commit (default: fill-random,lookup,scan100,ycsb-a)" },
+	  "fill-random,fill-seq,lookup,lookup-zipf,scan100,ycsb-a,ycsb-b,ycsb-c,ycsb-e,ycsb-f,commit "
+	  "(default: all)" },
+	{ "commit-threads", PBOX_BENCH_OPT_STRING, &opt_commit_threads, "LIST",
+	  "thread counts of the commit workload (default " DEFAULT_COMMIT_THREADS ")" },
+	{ "baseline", PBOX_BENCH_OPT_STRING, &opt_baseline, "ENGINE",
+	  "engine the ratio column compares with (default lmdb; pagebox in out-of-memory runs)" },
+	{ "pin", PBOX_BENCH_OPT_STRING, &opt_pin, "compact|scatter|none",
+	  "pin worker threads to processing units with hwloc (default none)" },
+	{ "numa-node", PBOX_BENCH_OPT_UINT, &opt_numa, "N",
+	  "bind the process's memory (every engine's) to NUMA node N (machines with several)" },
+	{ "plot", PBOX_BENCH_OPT_STRING, &opt_plot, "DIR",
+	  "write SVG plots (gnuplot) and their data into DIR" },
 	{ "keys", PBOX_BENCH_OPT_UINT, &opt_keys, "N", "keys (default 1000000; --quick 20000)" },
 	{ "value-size", PBOX_BENCH_OPT_SIZE, &opt_value, "B", "value bytes, 16..65536 (default 100)" },
 	{ "budget", PBOX_BENCH_OPT_SIZE, &opt_budget, "SIZE",
@@ -80,14 +140,43 @@ static const pbox_bench_option extra[] = {
 	  "LMDB's MDB_WRITEMAP (auto: on with --durability fast, off with durable)" },
 };
 
-enum { W_FILL_RANDOM, W_FILL_SEQ, W_LOOKUP, W_SCAN100, W_YCSB_A, W_COMMIT, W_COUNT };
-static const char *const WNAME[W_COUNT] = { "fill-random", "fill-seq", "lookup",
-					    "scan100", "ycsb-a", "commit" };
+enum {
+	W_FILL_RANDOM, W_FILL_SEQ, W_LOOKUP, W_LOOKUP_ZIPF, W_SCAN100, W_YCSB_A, W_YCSB_B,
+	W_YCSB_C, W_YCSB_E, W_YCSB_F, W_COMMIT, W_COUNT
+};
+static const char *const WNAME[W_COUNT] = { "fill-random", "fill-seq", "lookup", "lookup-zipf",
+					    "scan100", "ycsb-a", "ycsb-b", "ycsb-c", "ycsb-e",
+					    "ycsb-f", "commit" };
+/* reads in percent of the YCSB mixes on existing keys (the rest: updates, or for ycsb-f
+ * read-modify-writes) */
+static const unsigned YCSB_READ_PCT[W_COUNT] = { [W_YCSB_A] = 50, [W_YCSB_B] = 95,
+						 [W_YCSB_C] = 100, [W_YCSB_F] = 50 };
 static bool want[W_COUNT];
 
-static const pbe_adapter *const ADAPTERS[] = { &pbe_pagebox_adapter, &pbe_lmdb_adapter };
+static const pbe_adapter *const ADAPTERS[] = {
+	&pbe_pagebox_adapter, &pbe_lmdb_adapter,
+#ifdef PBE_HAVE_ROCKSDB
+	&pbe_rocksdb_adapter,
+#endif
+#ifdef PBE_HAVE_WIREDTIGER
+	&pbe_wiredtiger_adapter,
+#endif
+#ifdef PBE_HAVE_SQLITE
+	&pbe_sqlite_adapter,
+#endif
+#ifdef PBE_HAVE_LEVELDB
+	&pbe_leveldb_adapter,
+#endif
+};
 #define NADAPTERS (sizeof(ADAPTERS) / sizeof(ADAPTERS[0]))
-#define BASELINE "lmdb"
+static const char *baseline; /* the ratio column's engine, or NULL */
+static unsigned commit_threads[PBOX_BENCH_MAX_THREADS];
+static size_t ncommit_threads;
+static pbox_topo *topo;
+static pbox_pin_policy pin_policy;
+static size_t sel[NADAPTERS], nsel;    /* the engines run, in --engines order */
+static char open_msg[NADAPTERS][256];  /* each engine's settings line from open */
+static uint64_t data_bytes[NADAPTERS]; /* each engine's data after the last fill */
 
 /* ---- random numbers -------------------------------------------------------------------- */
 
@@ -199,6 +288,7 @@ typedef struct worker {
 } __attribute__((aligned(128))) worker;
 
 #define PBE_BAD_DATA (-49999) /* a read returned wrong data (the driver's own code) */
+#define PBE_PIN_FAILED (-49998) /* --pin: the OS refused (the driver's own code) */
 
 static struct {
 	const pbe_adapter *ad;
@@ -211,6 +301,7 @@ static struct {
 	uint64_t seed;	  /* the run's seed */
 	int workload;
 	bool seq;	  /* fill order */
+	_Atomic uint64_t next_key; /* ycsb-e: the next new key (N, N+1, ... per instance) */
 	worker w[PBOX_BENCH_MAX_THREADS];
 } G;
 
@@ -239,7 +330,8 @@ static void fail_at(worker *w, int rc, const char *fmt, ...)
 
 static const char *rc_str(int rc)
 {
-	return rc == PBE_BAD_DATA ? "wrong data" : G.ad->strerror(rc);
+	return rc == PBE_BAD_DATA ? "wrong data" : rc == PBE_PIN_FAILED ? "pinning failed" :
+		G.ad->strerror(rc);
 }
 
 /* ---- workers ------------------------------------------------------------------------------- */
@@ -284,11 +376,12 @@ static void w_lookup(void *arg, unsigned tid, const _Atomic bool *stop)
 	(void)arg;
 	worker *w = &G.w[tid];
 	pbe_thread *t = G.th[tid];
-	uint64_t s = rnd_seed(G.seed, W_LOOKUP, tid + 1), n = 0;
+	uint64_t s = rnd_seed(G.seed, (uint64_t)G.workload, tid + 1), n = 0;
 	unsigned char key[KEY_SIZE], buf[MAX_VALUE];
+	bool zipfian = G.workload == W_LOOKUP_ZIPF;
 	while (!pbox_bench_stopped(stop)) {
 		for (unsigned i = 0; i < STOP_CHECK; i++, n++) {
-			uint64_t k = rnd_below(&s, G.n);
+			uint64_t k = zipfian ? G.perm[zipf_next(&G.z, &s)] : rnd_below(&s, G.n);
 			enc_key(key, k);
 			bool timed = (n & LOOKUP_SAMPLE_MASK) == 0;
 			uint64_t t0 = timed ? pbox_bench_now_ns() : 0;
@@ -311,19 +404,23 @@ out:
 }
 
 typedef struct scan_check {
-	uint64_t next; /* the key expected next */
+	uint64_t next; /* the key expected next (past the loaded keys: the least allowed) */
 	uint32_t vsize;
 	bool bad;
 } scan_check;
 
+/* Loaded keys [0, N) must come exactly in order; keys ycsb-e added (N and above) only in
+ * ascending order (another thread's insert may be in flight). */
 static int scan_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 {
 	scan_check *c = arg;
-	if (klen != KEY_SIZE || dec_key(key) != c->next || !value_ok(val, vlen, c->vsize, key)) {
+	uint64_t k = klen == KEY_SIZE ? dec_key(key) : 0;
+	if (klen != KEY_SIZE || !value_ok(val, vlen, c->vsize, key) ||
+	    (c->next < G.n ? k != c->next : k < c->next)) {
 		c->bad = true;
 		return 1;
 	}
-	c->next++;
+	c->next = k + 1;
 	return 0;
 }
 
@@ -357,21 +454,33 @@ static void w_scan(void *arg, unsigned tid, const _Atomic bool *stop)
 	w->ops = n;
 }
 
-static void w_ycsb_a(void *arg, unsigned tid, const _Atomic bool *stop)
+/* ycsb-a, -b, -c, -f: Zipfian keys; reads, updates or read-modify-writes by the mix. */
+static void w_ycsb(void *arg, unsigned tid, const _Atomic bool *stop)
 {
 	(void)arg;
 	worker *w = &G.w[tid];
 	pbe_thread *t = G.th[tid];
-	uint64_t s = rnd_seed(G.seed, W_YCSB_A, tid + 1), n = 0;
+	uint64_t s = rnd_seed(G.seed, (uint64_t)G.workload, tid + 1), n = 0;
 	unsigned char key[KEY_SIZE], buf[MAX_VALUE];
+	unsigned read_pct = YCSB_READ_PCT[G.workload];
+	bool rmw = G.workload == W_YCSB_F;
 	while (!pbox_bench_stopped(stop)) {
 		uint64_t k = G.perm[zipf_next(&G.z, &s)];
 		enc_key(key, k);
-		bool update = rnd(&s) >> 63;
-		int r;
+		bool read = rnd_below(&s, 100) < read_pct;
+		int r = 0;
+		const char *what = read ? "get" : "put";
 		size_t vlen = G.vsize;
 		uint64_t t0 = pbox_bench_now_ns();
-		if (update) {
+		if (!read && rmw) { /* read, then write the next version */
+			what = "read-modify-write: get";
+			r = G.ad->get(t, key, KEY_SIZE, buf, sizeof(buf), &vlen);
+			if (!r && value_ok(buf, vlen, G.vsize, key)) {
+				what = "read-modify-write: put";
+				enc_key(buf + 8, dec_key(buf + 8) + 1);
+				r = G.ad->put(t, key, KEY_SIZE, buf, G.vsize);
+			}
+		} else if (!read) {
 			make_value(buf, G.vsize, k, ((uint64_t)tid + 1) << 40 | n);
 			r = G.ad->put(t, key, KEY_SIZE, buf, G.vsize);
 		} else {
@@ -379,12 +488,59 @@ static void w_ycsb_a(void *arg, unsigned tid, const _Atomic bool *stop)
 		}
 		pbox_bench_hist_record(&w->hist, pbox_bench_now_ns() - t0);
 		if (r) {
-			fail_at(w, r, "%s of key %" PRIu64, update ? "put" : "get", k);
+			fail_at(w, r, "%s of key %" PRIu64, what, k);
 			break;
 		}
 		if (!value_ok(buf, vlen, G.vsize, key)) {
 			fail_at(w, PBE_BAD_DATA, "get of key %" PRIu64 ": wrong value", k);
 			break;
+		}
+		n++;
+	}
+	w->ops = n;
+}
+
+/* ycsb-e: 95% scans of 1..100 pairs from a Zipfian key, 5% inserts of new keys. */
+static void w_ycsb_e(void *arg, unsigned tid, const _Atomic bool *stop)
+{
+	(void)arg;
+	worker *w = &G.w[tid];
+	pbe_thread *t = G.th[tid];
+	uint64_t s = rnd_seed(G.seed, W_YCSB_E, tid + 1), n = 0;
+	unsigned char key[KEY_SIZE], buf[MAX_VALUE];
+	while (!pbox_bench_stopped(stop)) {
+		bool insert = rnd_below(&s, 100) < 5;
+		int r;
+		if (insert) {
+			uint64_t k = atomic_fetch_add_explicit(&G.next_key, 1, memory_order_relaxed);
+			enc_key(key, k);
+			make_value(buf, G.vsize, k, 0);
+			uint64_t t0 = pbox_bench_now_ns();
+			r = G.ad->put(t, key, KEY_SIZE, buf, G.vsize);
+			pbox_bench_hist_record(&w->hist, pbox_bench_now_ns() - t0);
+			if (r) {
+				fail_at(w, r, "insert of key %" PRIu64, k);
+				break;
+			}
+		} else {
+			uint64_t k = G.perm[zipf_next(&G.z, &s)];
+			size_t len = 1 + (size_t)rnd_below(&s, YCSB_E_MAX_SCAN);
+			enc_key(key, k);
+			scan_check c = { .next = k, .vsize = G.vsize };
+			size_t got = 0;
+			uint64_t t0 = pbox_bench_now_ns();
+			r = G.ad->scan(t, key, KEY_SIZE, len, scan_cb, &c, &got);
+			pbox_bench_hist_record(&w->hist, pbox_bench_now_ns() - t0);
+			uint64_t least = G.n - k < len ? G.n - k : len;
+			if (r && !c.bad) {
+				fail_at(w, r, "scan from key %" PRIu64, k);
+				break;
+			}
+			if (c.bad || got < least || got > len) {
+				fail_at(w, PBE_BAD_DATA, "scan of %zu from key %" PRIu64 ": %zu pairs%s",
+					len, k, got, c.bad ? " (wrong key or value)" : "");
+				break;
+			}
 		}
 		n++;
 	}
@@ -451,10 +607,11 @@ static int add_row(const pbox_bench_row *row, bool ranked)
 
 /* The printed tables list rows by workload, then thread count, then engine (as selected),
  * whatever order they were measured in. */
-static int fill_print_reports(const size_t *sel, size_t nsel)
+static int fill_print_reports(void)
 {
-	static const int worder[W_COUNT] = { W_FILL_RANDOM, W_FILL_SEQ, W_LOOKUP,
-					     W_SCAN100, W_YCSB_A, W_COMMIT };
+	static const int worder[W_COUNT] = { W_FILL_RANDOM, W_FILL_SEQ, W_LOOKUP, W_LOOKUP_ZIPF,
+					     W_SCAN100, W_YCSB_A, W_YCSB_B, W_YCSB_C, W_YCSB_E,
+					     W_YCSB_F, W_COMMIT };
 	for (int wi = 0; wi < W_COUNT; wi++) {
 		unsigned last_t = 0;
 		for (;;) { /* thread counts in ascending order */
@@ -507,16 +664,27 @@ static int write_json(const char *path, const pbox_bench_config *cfg, const char
 	}
 	fprintf(f, "{\n  \"program\": \"%s\", \"date\": \"%s\", \"keys\": %" PRIu64
 		   ", \"value_size\": %u, \"durability\": \"%s\", \"budget_bytes\": %" PRIu64
-		   ", \"out_of_memory\": %s, \"runs\": %u, \"seconds\": %g,\n  \"engines\": [",
+		   ", \"out_of_memory\": %s, \"runs\": %u, \"seconds\": %g,\n",
 		PROG, date, G.n, G.vsize, opt_durability, opt_budget, oom_run ? "true" : "false",
 		cfg->runs, cfg->seconds);
-	bool first = true;
-	for (size_t a = 0; a < NADAPTERS; a++) {
-		if (opt_engines.n && !pbox_bench_list_has(&opt_engines, ADAPTERS[a]->name))
-			continue;
-		fprintf(f, "%s{\"name\": \"%s\", \"version\": \"%s\"}", first ? "" : ", ",
-			ADAPTERS[a]->name, ADAPTERS[a]->version);
-		first = false;
+	char topo_desc[256] = "unknown";
+	if (topo)
+		pbox_topo_describe(topo, topo_desc, sizeof(topo_desc));
+	fprintf(f, "  \"baseline\": %s%s%s, \"pin\": \"%s\", \"topology\": \"%s\",\n",
+		baseline ? "\"" : "", baseline ? baseline : "null", baseline ? "\"" : "", opt_pin,
+		topo_desc);
+	fprintf(f, "  \"engines\": [");
+	for (size_t i = 0; i < nsel; i++) {
+		size_t a = sel[i];
+		fprintf(f, "%s{\"name\": \"%s\", \"version\": \"%s\", \"bounded_cache\": %s, "
+			   "\"settings\": \"", i ? ", " : "", ADAPTERS[a]->name, ADAPTERS[a]->version,
+			ADAPTERS[a]->bounded_cache ? "true" : "false");
+		for (const char *c = open_msg[a]; *c; c++) /* JSON string escapes */
+			if (*c == '"' || *c == '\\')
+				fprintf(f, "\\%c", *c);
+			else if ((unsigned char)*c >= 0x20)
+				fputc(*c, f);
+		fprintf(f, "\", \"data_bytes\": %" PRIu64 "}", data_bytes[a]);
 	}
 	fprintf(f, "],\n  \"rows\": [\n");
 	for (size_t i = 0; i < R.nj; i++) {
@@ -568,12 +736,31 @@ static void close_threads(unsigned nt)
 	}
 }
 
+/* Every worker starts here: pinned by --pin (the pinning is inside the timed interval:
+ * one system call per thread), then the workload's function. */
+static void w_pinned(void *arg, unsigned tid, const _Atomic bool *stop)
+{
+	pbox_bench_worker fn = *(const pbox_bench_worker *)arg;
+	if (topo && pin_policy != PBOX_PIN_NONE) {
+		int r = pbox_topo_pin_thread(topo, pin_policy, tid, NULL);
+		if (r) {
+			fail_at(&G.w[tid], PBE_PIN_FAILED, "pinning thread %u: %s", tid, strerror(-r));
+			return;
+		}
+	}
+	fn(NULL, tid, stop);
+}
+
 /* Run workload w on nt threads (fills: seconds = 0, until done) and report it (unless
  * record is false: an untimed load). */
 static int measure(int w, unsigned nt, double seconds, unsigned run, bool record)
 {
-	static const pbox_bench_worker fn[W_COUNT] = { w_fill, w_fill, w_lookup,
-							w_scan, w_ycsb_a, w_commit };
+	static const pbox_bench_worker fn[W_COUNT] = {
+		[W_FILL_RANDOM] = w_fill, [W_FILL_SEQ] = w_fill, [W_LOOKUP] = w_lookup,
+		[W_LOOKUP_ZIPF] = w_lookup, [W_SCAN100] = w_scan, [W_YCSB_A] = w_ycsb,
+		[W_YCSB_B] = w_ycsb, [W_YCSB_C] = w_ycsb, [W_YCSB_E] = w_ycsb_e, [W_YCSB_F] = w_ycsb,
+		[W_COMMIT] = w_commit,
+	};
 	G.workload = w;
 	G.seq = w == W_FILL_SEQ;
 	for (unsigned t = 0; t < nt; t++) {
@@ -586,7 +773,7 @@ static int measure(int w, unsigned nt, double seconds, unsigned run, bool record
 	if (r)
 		return r;
 	pbox_bench_timing tm;
-	r = pbox_bench_run_threads(nt, seconds, fn[w], NULL, &tm);
+	r = pbox_bench_run_threads(nt, seconds, w_pinned, (void *)&fn[w], &tm);
 	close_threads(nt);
 	if (r) {
 		fprintf(stderr, "%s: starting threads: %s\n", PROG, strerror(-r));
@@ -791,8 +978,6 @@ out:
 
 /* ---- one engine in one run ------------------------------------------------------------- */
 
-static char open_msg[NADAPTERS][256];
-static uint64_t data_bytes[NADAPTERS];
 
 static int open_engine(const pbox_bench_config *cfg, size_t a, char **dir)
 {
@@ -806,6 +991,9 @@ static int open_engine(const pbox_bench_config *cfg, size_t a, char **dir)
 	for (size_t i = 0; i < cfg->nthreads; i++)
 		if (cfg->threads[i] > maxt)
 			maxt = cfg->threads[i];
+	for (size_t i = 0; want[W_COMMIT] && i < ncommit_threads; i++)
+		if (commit_threads[i] > maxt)
+			maxt = commit_threads[i];
 	char msg[256] = "";
 	pbe_open_options o = {
 		.keys = G.n,
@@ -857,11 +1045,14 @@ static int engine_run(const pbox_bench_config *cfg, size_t a, unsigned run, dige
 		if (r || cr)
 			return r ? r : cr;
 	}
-	bool rest = want[W_LOOKUP] || want[W_SCAN100] || want[W_YCSB_A] || want[W_COMMIT];
+	bool rest = false;
+	for (int w = W_LOOKUP; w < W_COUNT; w++)
+		rest |= want[w];
 	if (!want[W_FILL_RANDOM] && !rest)
 		return 0;
 	if ((r = open_engine(cfg, a, &dir)))
 		return r;
+	atomic_store(&G.next_key, G.n);
 	pbox_bench_progress("run %u/%u %s fill-random%s", run, cfg->runs, an,
 			    want[W_FILL_RANDOM] ? "" : " (load, not measured)");
 	if ((r = measure(W_FILL_RANDOM, 1, 0, run, want[W_FILL_RANDOM])))
@@ -877,7 +1068,8 @@ static int engine_run(const pbox_bench_config *cfg, size_t a, unsigned run, dige
 		if (!ref->set)
 			*ref = d;
 	}
-	static const int order[] = { W_LOOKUP, W_SCAN100, W_YCSB_A, W_COMMIT };
+	static const int order[] = { W_LOOKUP, W_LOOKUP_ZIPF, W_SCAN100, W_YCSB_C, W_YCSB_B,
+				     W_YCSB_A, W_YCSB_F, W_COMMIT, W_YCSB_E };
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		int w = order[i];
 		if (!want[w])
@@ -888,10 +1080,12 @@ static int engine_run(const pbox_bench_config *cfg, size_t a, unsigned run, dige
 				goto out;
 			switched = true;
 		}
-		for (size_t ti = 0; ti < cfg->nthreads && !r; ti++) {
+		const unsigned *tl = w == W_COMMIT ? commit_threads : cfg->threads;
+		size_t ntl = w == W_COMMIT ? ncommit_threads : cfg->nthreads;
+		for (size_t ti = 0; ti < ntl && !r; ti++) {
 			pbox_bench_progress("run %u/%u %s %s threads=%u", run, cfg->runs, an, WNAME[w],
-					    cfg->threads[ti]);
-			r = measure(w, cfg->threads[ti], cfg->seconds, run, true);
+					    tl[ti]);
+			r = measure(w, tl[ti], cfg->seconds, run, true);
 		}
 		if (switched) {
 			int sr = G.ad->set_durable(G.e, false);
@@ -905,6 +1099,254 @@ out:;
 	return r ? r : cr;
 }
 
+/* ---- plots (gnuplot) ------------------------------------------------------------------ */
+
+/* The median ops/s of (workload, threads, engine) over its runs; < 0 if not measured. */
+static double median_ops(int w, unsigned threads, const char *engine)
+{
+	double v[256];
+	size_t n = 0;
+	for (size_t i = 0; i < R.nj && n < sizeof(v) / sizeof(v[0]); i++) {
+		const jrow *j = &R.j[i];
+		if (j->workload == w && j->r.threads == threads && !strcmp(j->r.engine, engine) &&
+		    j->r.seconds > 0)
+			v[n++] = (double)j->r.ops / j->r.seconds;
+	}
+	return n ? pbox_bench_summarize(v, n).median : -1;
+}
+
+static bool measured_at(int w, unsigned threads)
+{
+	for (size_t i = 0; i < R.nj; i++)
+		if (R.j[i].workload == w && R.j[i].r.threads == threads)
+			return true;
+	return false;
+}
+
+static void dat_header(FILE *f, const char *first)
+{
+	fprintf(f, "%s", first);
+	for (size_t e = 0; e < nsel; e++) {
+		const pbe_adapter *ad = ADAPTERS[sel[e]];
+		/* gnuplot's columnheader: one word; unranked engines marked */
+		fprintf(f, " %s%s", ad->name, oom_run && !ad->bounded_cache ? "(OS-cache)" : "");
+	}
+	fprintf(f, "\n");
+}
+
+static void dat_row(FILE *f, int w, unsigned threads)
+{
+	for (size_t e = 0; e < nsel; e++) {
+		double m = median_ops(w, threads, ADAPTERS[sel[e]]->name);
+		if (m < 0)
+			fprintf(f, " -");
+		else
+			fprintf(f, " %.1f", m);
+	}
+	fprintf(f, "\n");
+}
+
+static FILE *plot_open(const char *dir, const char *name, char *path, size_t cap)
+{
+	snprintf(path, cap, "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		fprintf(stderr, "%s: %s: %s\n", PROG, path, strerror(errno));
+	return f;
+}
+
+/* A lines plot of one workload's median ops/s against thread counts, one line per engine. */
+static int plot_threads(FILE *gp, const char *dir, int w, const unsigned *tl, size_t ntl,
+			const char *name, const char *title)
+{
+	bool any = false;
+	for (size_t i = 0; i < ntl; i++)
+		any |= measured_at(w, tl[i]);
+	if (!any)
+		return 0;
+	char path[4096];
+	snprintf(path, sizeof(path), "%s.dat", name);
+	FILE *f = plot_open(dir, path, path, sizeof(path));
+	if (!f)
+		return -errno;
+	dat_header(f, "threads");
+	for (size_t i = 0; i < ntl; i++) {
+		if (!measured_at(w, tl[i]))
+			continue;
+		fprintf(f, "%u", tl[i]);
+		dat_row(f, w, tl[i]);
+	}
+	if (fclose(f))
+		return -errno;
+	fprintf(gp, "reset\nset terminal svg size 900,520 dynamic font 'sans,11'\n"
+		    "set datafile missing '-'\nset key outside right top\nset grid\n"
+		    "set logscale y\nset logscale x 2\nset xlabel 'threads'\n"
+		    "set ylabel 'operations/s (median)'\nset title '%s'\n"
+		    "set output '%s/%s.svg'\n"
+		    "plot for [i=2:%zu] '%s' using 1:i title columnheader(i) with linespoints lw 2\n",
+		    title, dir, name, nsel + 1, path);
+	return 0;
+}
+
+static int write_plots(const char *dir, const pbox_bench_config *cfg)
+{
+	if (strchr(dir, '\'') || strchr(dir, '\n')) {
+		fprintf(stderr, "%s: --plot: the directory name may not contain ' or a newline\n", PROG);
+		return -EINVAL;
+	}
+	if (mkdir(dir, 0777) && errno != EEXIST) {
+		fprintf(stderr, "%s: --plot %s: %s\n", PROG, dir, strerror(errno));
+		return -errno;
+	}
+	char gpath[4096], path[4096];
+	FILE *gp = plot_open(dir, "plots.gp", gpath, sizeof(gpath));
+	if (!gp)
+		return -errno;
+	int r = 0;
+	/* throughput per engine per workload, one plot per thread count */
+	unsigned tl[2 * PBOX_BENCH_MAX_THREADS + 1];
+	size_t ntl = 0;
+	tl[ntl++] = 1;
+	for (size_t i = 0; i < cfg->nthreads; i++)
+		tl[ntl++] = cfg->threads[i];
+	for (size_t ti = 0; ti < ntl && !r; ti++) {
+		bool dup = false;
+		for (size_t k = 0; k < ti; k++)
+			dup |= tl[k] == tl[ti];
+		bool any = false;
+		for (int w = 0; w < W_COUNT; w++)
+			any |= w != W_COMMIT && measured_at(w, tl[ti]);
+		if (dup || !any)
+			continue;
+		char name[64];
+		snprintf(name, sizeof(name), "throughput-t%u.dat", tl[ti]);
+		FILE *f = plot_open(dir, name, path, sizeof(path));
+		if (!f) {
+			r = -errno;
+			break;
+		}
+		dat_header(f, "workload");
+		for (int w = 0; w < W_COUNT; w++) {
+			if (w == W_COMMIT || !measured_at(w, tl[ti]))
+				continue;
+			fprintf(f, "%s", WNAME[w]);
+			dat_row(f, w, tl[ti]);
+		}
+		if (fclose(f)) {
+			r = -errno;
+			break;
+		}
+		fprintf(gp, "reset\nset terminal svg size 1000,520 dynamic font 'sans,11'\n"
+			    "set datafile missing '-'\nset key outside right top\nset grid ytics\n"
+			    "set style data histograms\nset style histogram clustered gap 1\n"
+			    "set style fill solid 0.85 border -1\nset logscale y\nset yrange [1:*]\n"
+			    "set xtics rotate by -30\nset ylabel 'operations/s (median, log scale)'\n"
+			    "set title 'Throughput per workload, %u thread%s, %" PRIu64 " keys, %s%s'\n"
+			    "set output '%s/throughput-t%u.svg'\n"
+			    "plot for [i=2:%zu] '%s' using i:xtic(1) title columnheader(i)\n",
+			    tl[ti], tl[ti] == 1 ? "" : "s", G.n, opt_durability,
+			    oom_run ? ", out of memory" : "", dir, tl[ti], nsel + 1, path);
+	}
+	if (!r)
+		r = plot_threads(gp, dir, W_COMMIT, commit_threads, ncommit_threads, "commit-threads",
+				 "Durable single-key commits against threads");
+	if (!r)
+		r = plot_threads(gp, dir, W_LOOKUP, cfg->threads, cfg->nthreads, "lookup-threads",
+				 "Uniform lookups against threads");
+	if (fclose(gp) && !r)
+		r = -errno;
+	if (r) {
+		fprintf(stderr, "%s: --plot: %s\n", PROG, strerror(-r));
+		return r;
+	}
+	/* gnuplot itself */
+	char *argv[] = { "gnuplot", gpath, NULL };
+	pid_t pid;
+	int e = posix_spawnp(&pid, "gnuplot", NULL, NULL, argv, environ);
+	if (e) {
+		printf("\nPlots skipped: gnuplot %s (install gnuplot-nox; the data and the script "
+		       "are in %s: run gnuplot %s).\n",
+		       e == ENOENT ? "is not installed" : strerror(e), dir, gpath);
+		return 0;
+	}
+	int st;
+	if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "%s: --plot: gnuplot %s failed\n", PROG, gpath);
+		return -EIO;
+	}
+	printf("\nPlots: %s/*.svg (gnuplot script %s).\n", dir, gpath);
+	return 0;
+}
+
+/* ---- topology, pinning, NUMA ---------------------------------------------------------- */
+
+/* Print the topology; set up pinning and the NUMA binding. Returns 0 or 2 (usage). */
+static int setup_topology(void)
+{
+	if (pbox_pin_policy_parse(opt_pin, &pin_policy)) {
+		fprintf(stderr, "%s: --pin must be compact, scatter or none\n", PROG);
+		return 2;
+	}
+	int r = pbox_topo_open(&topo);
+	if (r) {
+		topo = NULL;
+		printf("Topology: not available (hwloc: %d)%s\n", r,
+		       pin_policy != PBOX_PIN_NONE ? "; threads not pinned" : "");
+		pin_policy = PBOX_PIN_NONE;
+		if (opt_numa != NO_NUMA) {
+			fprintf(stderr, "%s: --numa-node needs the topology\n", PROG);
+			return 2;
+		}
+		return 0;
+	}
+	char d[256];
+	pbox_topo_describe(topo, d, sizeof(d));
+	printf("Topology: %s; threads %s\n", d,
+	       pin_policy == PBOX_PIN_COMPACT ? "pinned compact (thread i on PU i, logical order)" :
+	       pin_policy == PBOX_PIN_SCATTER ? "pinned scatter (spread over nodes, sockets, cores)" :
+						"not pinned");
+	if (opt_numa == NO_NUMA)
+		return 0;
+	unsigned nodes = pbox_topo_numa_nodes(topo);
+	if (nodes <= 1) {
+		printf("NUMA: this machine has one NUMA node; --numa-node %" PRIu64 " binds nothing.\n",
+		       opt_numa);
+		if (opt_numa != 0) {
+			fprintf(stderr, "%s: --numa-node %" PRIu64 ": the only node is 0\n", PROG, opt_numa);
+			return 2;
+		}
+		return 0;
+	}
+	if (opt_numa >= nodes) {
+		fprintf(stderr, "%s: --numa-node %" PRIu64 ": the machine has nodes 0..%u\n", PROG,
+			opt_numa, nodes - 1);
+		return 2;
+	}
+	/* Bind the main thread's memory policy before any engine or worker thread exists: Linux
+	 * threads inherit it, so every engine's memory (pagebox's pool included) comes from the
+	 * node. */
+	hwloc_topology_t ht;
+	int ok = hwloc_topology_init(&ht) == 0;
+	if (ok && hwloc_topology_load(ht) != 0) {
+		hwloc_topology_destroy(ht);
+		ok = 0;
+	}
+	hwloc_obj_t node = ok ? hwloc_get_obj_by_type(ht, HWLOC_OBJ_NUMANODE, (unsigned)opt_numa)
+			      : NULL;
+	if (!node || hwloc_set_membind(ht, node->nodeset, HWLOC_MEMBIND_BIND,
+				       HWLOC_MEMBIND_THREAD | HWLOC_MEMBIND_BYNODESET) != 0) {
+		fprintf(stderr, "%s: --numa-node %" PRIu64 ": binding memory failed: %s\n", PROG,
+			opt_numa, strerror(errno));
+		if (ok)
+			hwloc_topology_destroy(ht);
+		return 2;
+	}
+	hwloc_topology_destroy(ht);
+	printf("NUMA: %u nodes; the memory of every engine is bound to node %" PRIu64 ".\n", nodes,
+	       opt_numa);
+	return 0;
+}
+
 /* ---- main ---------------------------------------------------------------------------------- */
 
 static void fmt_mib(char *b, size_t n, uint64_t bytes)
@@ -912,20 +1354,40 @@ static void fmt_mib(char *b, size_t n, uint64_t bytes)
 	snprintf(b, n, "%.1f MiB", (double)bytes / 1048576.0);
 }
 
+static int find_adapter(const char *name)
+{
+	for (size_t a = 0; a < NADAPTERS; a++)
+		if (!strcmp(name, ADAPTERS[a]->name))
+			return (int)a;
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
 	pbox_bench_config cfg;
 	pbox_bench_config_init(&cfg, PROG,
-			       "engine comparison: pagebox against LMDB on fills, lookups, scans, YCSB-A",
+			       "engine comparison: pagebox against LMDB, RocksDB, WiredTiger, SQLite "
+			       "and LevelDB",
 			       2.0, "1,2");
 	cfg.extra = extra;
 	cfg.nextra = sizeof(extra) / sizeof(extra[0]);
-	cfg.usage_extra =
-		"Engines: pagebox, lmdb (the baseline). Workloads: fill-random, fill-seq (N inserts in\n"
-		"batches of 1000, one thread), lookup, scan100, ycsb-a, commit (each --seconds per\n"
-		"thread count). Keys: 8-byte big-endian integers, a random permutation of [0, N).\n"
-		"--budget below the data makes an out-of-memory run: LMDB (OS page cache) is then\n"
-		"reported apart, not ranked. Settings of both engines: bench/README.md.\n";
+	char usage[2048], names[256] = "";
+	for (size_t a = 0; a < NADAPTERS; a++)
+		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
+			 a ? ", " : "", ADAPTERS[a]->name);
+	snprintf(usage, sizeof(usage),
+		 "Engines built in: %s.\n"
+		 "Workloads: fill-random, fill-seq (N inserts in batches of 1000, one thread), lookup,\n"
+		 "lookup-zipf, scan100, ycsb-a (50%% reads/50%% updates), ycsb-b (95/5), ycsb-c (reads),\n"
+		 "ycsb-e (95%% scans of 1..100 / 5%% inserts), ycsb-f (50%% reads/50%% read-modify-write)\n"
+		 "(each --seconds per thread count of --threads), commit (single-key durable commits,\n"
+		 "per thread count of --commit-threads). YCSB and lookup-zipf keys: Zipfian 0.99.\n"
+		 "Keys: 8-byte big-endian integers, a random permutation of [0, N).\n"
+		 "--budget below the data makes an out-of-memory run: engines that read through the OS\n"
+		 "page cache (lmdb, sqlite, leveldb) are then reported apart, not ranked.\n"
+		 "Output: a Markdown table on stdout; --csv (BENCH.md schema), --json, --plot.\n"
+		 "Engine settings: bench/README.md.\n", names);
+	cfg.usage_extra = usage;
 	int pr = pbox_bench_parse_args(&cfg, argc, argv);
 	if (pr)
 		return pr > 0 ? 0 : 2;
@@ -950,18 +1412,44 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: --lmdb-writemap must be auto, on or off\n", PROG);
 		return 2;
 	}
-	for (size_t i = 0; i < opt_engines.n; i++) {
-		bool known = false;
-		for (size_t a = 0; a < NADAPTERS; a++)
-			known |= strcmp(opt_engines.item[i], ADAPTERS[a]->name) == 0;
-		if (!known) {
-			fprintf(stderr, "%s: unknown engine '%s' (this build has pagebox, lmdb)\n", PROG,
-				opt_engines.item[i]);
+	if (pbox_bench_parse_threads(opt_commit_threads ? opt_commit_threads : DEFAULT_COMMIT_THREADS,
+				     commit_threads, PBOX_BENCH_MAX_THREADS, &ncommit_threads)) {
+		fprintf(stderr, "%s: --commit-threads: a list of thread counts, e.g. 1,2,4\n", PROG);
+		return 2;
+	}
+	for (size_t i = 0; i < cfg.nthreads + ncommit_threads; i++) {
+		unsigned t = i < cfg.nthreads ? cfg.threads[i] : commit_threads[i - cfg.nthreads];
+		if (t > PBOX_BENCH_MAX_THREADS) {
+			fprintf(stderr, "%s: at most %u threads\n", PROG, PBOX_BENCH_MAX_THREADS);
 			return 2;
 		}
 	}
+	for (size_t i = 0; i < opt_engines.n; i++) {
+		int a = find_adapter(opt_engines.item[i]);
+		if (a < 0) {
+			fprintf(stderr, "%s: unknown engine '%s' (this build has %s)\n", PROG,
+				opt_engines.item[i], names);
+			return 2;
+		}
+		bool dup = false;
+		for (size_t k = 0; k < nsel; k++)
+			dup |= sel[k] == (size_t)a;
+		if (!dup)
+			sel[nsel++] = (size_t)a;
+	}
+	if (!opt_engines.n) {
+		for (size_t a = 0; a < NADAPTERS; a++) {
+			if (PBE_TSAN && ADAPTERS[a]->tsan_skip) {
+				printf("Skipping %s in this ThreadSanitizer build: %s (name it in --engines "
+				       "to run it anyway).\n", ADAPTERS[a]->name, ADAPTERS[a]->tsan_skip);
+				continue;
+			}
+			sel[nsel++] = a;
+		}
+	}
 	if (!opt_workloads.n) {
-		want[W_FILL_RANDOM] = want[W_LOOKUP] = want[W_SCAN100] = want[W_YCSB_A] = true;
+		for (int w = 0; w < W_COUNT; w++)
+			want[w] = true;
 	} else {
 		for (size_t i = 0; i < opt_workloads.n; i++) {
 			int w = -1;
@@ -969,8 +1457,8 @@ int main(int argc, char **argv)
 				if (!strcmp(opt_workloads.item[i], WNAME[k]))
 					w = k;
 			if (w < 0) {
-				fprintf(stderr, "%s: unknown workload '%s' (fill-random, fill-seq, lookup, "
-						"scan100, ycsb-a, commit)\n", PROG, opt_workloads.item[i]);
+				fprintf(stderr, "%s: unknown workload '%s' (see --help)\n", PROG,
+					opt_workloads.item[i]);
 				return 2;
 			}
 			want[w] = true;
@@ -979,17 +1467,37 @@ int main(int argc, char **argv)
 	G.n = opt_keys;
 	G.vsize = (uint32_t)opt_value;
 	oom_run = opt_budget && opt_budget < G.n * (KEY_SIZE + G.vsize);
-	bool have_lmdb = !opt_engines.n || pbox_bench_list_has(&opt_engines, BASELINE);
+	/* the baseline: --baseline, else lmdb (in memory) or pagebox (out of memory, where
+	 * lmdb is not ranked); no ratio column when it is not among the engines run */
+	const char *bl = opt_baseline ? opt_baseline : oom_run ? "pagebox" : "lmdb";
+	int bla = find_adapter(bl);
+	if (opt_baseline && bla < 0) {
+		fprintf(stderr, "%s: --baseline: unknown engine '%s'\n", PROG, opt_baseline);
+		return 2;
+	}
+	for (size_t i = 0; i < nsel && bla >= 0; i++)
+		if (sel[i] == (size_t)bla)
+			baseline = bl;
+	if (baseline && oom_run && !ADAPTERS[bla]->bounded_cache) {
+		fprintf(stderr, "%s: --baseline %s: not ranked in an out-of-memory run (it reads "
+				"through the OS page cache); no ratio column\n", PROG, bl);
+		baseline = NULL;
+	}
 	if (pbox_bench_report_create(&R.csv, PROG, cfg.csv, NULL) ||
-	    pbox_bench_report_create(&R.ranked, PROG, NULL, oom_run || !have_lmdb ? NULL : BASELINE) ||
+	    pbox_bench_report_create(&R.ranked, PROG, NULL, baseline) ||
 	    pbox_bench_report_create(&R.unranked, PROG, NULL, NULL))
 		return 2;
+	int tr = setup_topology();
+	if (tr)
+		return tr;
+	fflush(stdout);
 	G.perm = malloc(G.n * sizeof(*G.perm));
 	if (!G.perm) {
 		fprintf(stderr, "%s: out of memory for %" PRIu64 " keys\n", PROG, G.n);
 		return 1;
 	}
-	if (want[W_YCSB_A])
+	if (want[W_LOOKUP_ZIPF] || want[W_YCSB_A] || want[W_YCSB_B] || want[W_YCSB_C] ||
+	    want[W_YCSB_E] || want[W_YCSB_F])
 		zipf_init(&G.z, G.n, ZIPF_THETA);
 
 	char date[32];
@@ -998,29 +1506,25 @@ int main(int argc, char **argv)
 
 	int status = 0;
 	digests ref; /* the first engine's, per run */
-	size_t nselected = 0;
-	size_t sel[NADAPTERS];
-	for (size_t a = 0; a < NADAPTERS; a++)
-		if (!opt_engines.n || pbox_bench_list_has(&opt_engines, ADAPTERS[a]->name))
-			sel[nselected++] = a;
 	for (unsigned run = 1; run <= cfg.runs && !status; run++) {
 		G.seed = opt_seed + run;
 		make_perm(G.seed);
 		digests *rf = &ref;
 		memset(rf, 0, sizeof(*rf));
 		/* engines interleaved; the order alternates between runs */
-		for (size_t i = 0; i < nselected && !status; i++) {
-			size_t a = sel[(run % 2 == 1) ? i : nselected - 1 - i];
+		for (size_t i = 0; i < nsel && !status; i++) {
+			size_t a = sel[(run % 2 == 1) ? i : nsel - 1 - i];
 			if (engine_run(&cfg, a, run, rf))
 				status = 1;
 		}
 	}
 	pbox_bench_progress_done();
 
-	printf("pbox-bench %s: keys %" PRIu64 ", value size %u, durability %s, %u run(s), %g s per "
-	       "timed cell%s\n\n", date, G.n, G.vsize, opt_durability, cfg.runs, cfg.seconds,
-	       opt_check ? ", contents checked" : "");
-	for (size_t i = 0; i < nselected; i++) {
+	printf("\npbox-bench %s: keys %" PRIu64 ", value size %u, durability %s, %u run(s), %g s per "
+	       "timed cell%s; ratios against %s\n\n", date, G.n, G.vsize, opt_durability, cfg.runs,
+	       cfg.seconds, opt_check ? ", contents checked" : "",
+	       baseline ? baseline : "no engine (the baseline was not run)");
+	for (size_t i = 0; i < nsel; i++) {
 		size_t a = sel[i];
 		char db[32];
 		fmt_mib(db, sizeof(db), data_bytes[a]);
@@ -1035,7 +1539,7 @@ int main(int argc, char **argv)
 		char b[32];
 		fmt_mib(b, sizeof(b), opt_budget);
 		printf("Out-of-memory run: budget %s. Ranked: engines that keep their data within it.\n\n", b);
-		for (size_t i = 0; i < nselected; i++) {
+		for (size_t i = 0; i < nsel; i++) {
 			size_t a = sel[i];
 			if (ADAPTERS[a]->bounded_cache && data_bytes[a] &&
 			    data_bytes[a] < 4 * opt_budget)
@@ -1043,12 +1547,12 @@ int main(int argc, char **argv)
 				       ADAPTERS[a]->name, (double)data_bytes[a] / (double)opt_budget);
 		}
 	}
-	if (fill_print_reports(sel, nselected))
+	if (fill_print_reports())
 		status = 1;
 	pbox_bench_report_print(R.ranked, stdout);
 	if (oom_run) {
 		bool any = false;
-		for (size_t i = 0; i < nselected; i++)
+		for (size_t i = 0; i < nsel; i++)
 			any |= !ADAPTERS[sel[i]]->bounded_cache;
 		if (any) {
 			printf("\nNot ranked — uses the OS page cache, not bounded by --budget:\n\n");
@@ -1060,16 +1564,25 @@ int main(int argc, char **argv)
 		       "commit.", BATCH);
 	if (want[W_SCAN100])
 		printf("\nscan100: ops = scans of %u pairs.", SCAN_LEN);
-	if (want[W_LOOKUP])
-		printf("\nlookup: latency sampled on one operation in %u.", LOOKUP_SAMPLE_MASK + 1);
+	if (want[W_YCSB_E])
+		printf("\nycsb-e: ops = scans of 1..%u pairs and inserts.", YCSB_E_MAX_SCAN);
+	if (want[W_YCSB_F])
+		printf("\nycsb-f: a read-modify-write (get, then put) is one op.");
+	if (want[W_LOOKUP] || want[W_LOOKUP_ZIPF])
+		printf("\nlookup, lookup-zipf: latency sampled on one operation in %u.",
+		       LOOKUP_SAMPLE_MASK + 1);
 	printf("\n");
 	if (opt_json && write_json(opt_json, &cfg, date))
+		status = 1;
+	if (opt_plot && !status && write_plots(opt_plot, &cfg))
 		status = 1;
 	pbox_bench_report_destroy(R.csv);
 	pbox_bench_report_destroy(R.ranked);
 	pbox_bench_report_destroy(R.unranked);
 	free(R.j);
 	free(G.perm);
+	if (topo)
+		pbox_topo_close(topo);
 	pbox_bench_config_fini(&cfg);
 	return status;
 }

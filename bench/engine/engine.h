@@ -19,7 +19,10 @@
  *              engine's current commit mode.
  *   put_batch  insert n new keys as one unit of commit (fills: batches of 1000). With
  *              PBE_BATCH_SEQUENTIAL the keys ascend and are above every key present.
- *              An existing key is an error (PBE_EXISTS): the fills insert distinct keys.
+ *              An existing key is an error (PBE_EXISTS) where the engine can tell without
+ *              an extra read; the LSM engines (RocksDB, LevelDB) write blindly, as their
+ *              users do for a bulk load. The fills insert distinct keys, and the content
+ *              check (--check) finds any key that went missing or was doubled.
  *   get        copy the value of a key into buf (capacity cap); *vlen = its length.
  *   scan       from the first key >= start, call fn on up to `count` pairs in order;
  *              *n = pairs delivered. A non-zero return from fn stops the scan early and is
@@ -39,8 +42,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Outside the ranges of errno values (either sign), pagebox (-30999..-30900) and LMDB
- * (-30799..-30780). */
+/* Outside the ranges of errno values (either sign), pagebox (-30999..-30900), LMDB
+ * (-30799..-30780), WiredTiger (-31800..-31999) and SQLite (positive). */
 #define PBE_NOTFOUND (-40001)
 #define PBE_EXISTS (-40002)
 #define PBE_TOOSMALL (-40003)
@@ -87,6 +90,9 @@ typedef struct pbe_adapter {
 	const char *version;	/* library version string */
 	bool bounded_cache;	/* can keep its data within budget_bytes without the OS page
 				   cache (O_DIRECT); false: not ranked in out-of-memory runs */
+	const char *tsan_skip;	/* non-NULL: why the engine is left out of ThreadSanitizer
+				   builds by default (its uninstrumented internals make TSan
+				   report races that are not ours) */
 
 	int (*open)(const char *dir, pbe_open_options *o, pbe_engine **out);
 	int (*close)(pbe_engine *e);
@@ -105,7 +111,27 @@ typedef struct pbe_adapter {
 	const char *(*strerror)(int rc);
 } pbe_adapter;
 
+/* The cache size an adapter uses when budget_bytes is 0 (an in-memory run): three times the
+ * raw data plus 64 MiB, at least 256 MiB; the same for every engine, so none is starved. */
+static inline uint64_t pbe_default_budget(const pbe_open_options *o)
+{
+	uint64_t b = 3 * o->keys * ((uint64_t)o->key_size + o->value_size + 24) + (64ull << 20);
+	return b < (256ull << 20) ? 256ull << 20 : b;
+}
+
 extern const pbe_adapter pbe_pagebox_adapter;
 extern const pbe_adapter pbe_lmdb_adapter;
+#ifdef PBE_HAVE_ROCKSDB
+extern const pbe_adapter pbe_rocksdb_adapter;
+#endif
+#ifdef PBE_HAVE_LEVELDB
+extern const pbe_adapter pbe_leveldb_adapter;
+#endif
+#ifdef PBE_HAVE_SQLITE
+extern const pbe_adapter pbe_sqlite_adapter;
+#endif
+#ifdef PBE_HAVE_WIREDTIGER
+extern const pbe_adapter pbe_wiredtiger_adapter;
+#endif
 
 #endif /* PBOX_BENCH_ENGINE_H */
