@@ -1164,9 +1164,9 @@ static int plot_threads(FILE *gp, const char *dir, int w, const unsigned *tl, si
 		any |= measured_at(w, tl[i]);
 	if (!any)
 		return 0;
-	char path[4096];
-	snprintf(path, sizeof(path), "%s.dat", name);
-	FILE *f = plot_open(dir, path, path, sizeof(path));
+	char path[4096], file[256];
+	snprintf(file, sizeof(file), "%s.dat", name);
+	FILE *f = plot_open(dir, file, path, sizeof(path));
 	if (!f)
 		return -errno;
 	dat_header(f, "threads");
