@@ -115,6 +115,8 @@ int kv_open(const kv_opts *o, bool create, kv_db *db)
 	if (rc) {
 		if (rc == PBOX_ENOTFOUND)
 			fprintf(stderr, "kvstore: no store in %s\n", o->dir);
+		else if (rc == PBOX_ELOCKED && err[0]) /* the message says it all */
+			fprintf(stderr, "kvstore: open %s: %s\n", o->dir, err);
 		else
 			fprintf(stderr, "kvstore: open %s: %s%s%s\n", o->dir, pbox_strerror(rc),
 				err[0] ? ": " : "", err);
