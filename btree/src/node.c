@@ -37,6 +37,7 @@
  * left suffix longer.
  */
 #include "node.h"
+#include "racy.h"
 
 #include <pbox/alloc.h>
 
@@ -80,45 +81,16 @@ PBOX_STATIC_ASSERT(H_RSV + 6u == H_UPPER && H_UPPER % 8u == 0,
 PBOX_STATIC_ASSERT(S_FLAGS + 2u == SLOT, "btree node: slot fields fill the slot");
 
 /* ---- byte access -------------------------------------------------------------------------
- * The read path touches page bytes only through ld8..ld64, ldcmp and ldcopy (node.h). */
+ * The read path touches page bytes only through ld8..ld64, ldcmp and ldcopy, which are the
+ * race-tolerant loads of racy.h: optimistic readers run this code on live pages that a
+ * writer may be changing (tree.c, R1), and every value loaded is pinned, then checked. */
 
-static inline uint8_t ld8(const uint8_t *p)
-{
-	return *p;
-}
-
-static inline uint16_t ld16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline uint32_t ld32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static inline uint64_t ld64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-/* memcmp of n page bytes against caller memory (or other page bytes). */
-static inline int ldcmp(const uint8_t *page_bytes, const uint8_t *mem, uint32_t n)
-{
-	return n ? memcmp(page_bytes, mem, n) : 0;
-}
-
-static inline void ldcopy(void *dst, const uint8_t *page_bytes, uint32_t n)
-{
-	if (n)
-		memcpy(dst, page_bytes, n);
-}
+#define ld8 rd8
+#define ld16 rd16
+#define ld32 rd32
+#define ld64 rd64
+#define ldcmp rdcmp
+#define ldcopy rdcopy
 
 static inline void st16(uint8_t *p, uint32_t v)
 {
@@ -364,10 +336,19 @@ static bool in_fences(const uint8_t *n, const hdr *h, const uint8_t *key, uint32
 
 /* Lower bound of key among the slots; robust on arbitrary bytes (every offset checked). */
 static int search(const uint8_t *n, const hdr *h, const uint8_t *key, uint32_t klen,
-		  uint32_t *pos, bool *exact)
+		  bool in_range, uint32_t *pos, bool *exact)
 {
 	uint32_t p = h->prefix;
-	if (p) {
+	if (p && in_range) {
+		/* the caller knows lower < key <= upper, so key starts with the prefix: skip
+		 * comparing it (the fence bytes are usually a cache line of their own). A key
+		 * too short for that comes only from a racing writer's bytes. */
+		if (klen < p) {
+			*pos = 0;
+			*exact = false;
+			return 0;
+		}
+	} else if (p) {
 		int c = cmp_page(prefix_bytes(n, h), p, key, min_u32(klen, p));
 		if (c > 0 || (c == 0 && klen < p)) { /* key below every key with this prefix */
 			*pos = 0;
@@ -439,7 +420,19 @@ int pbox__bt_node_lower_bound(const void *page, uint32_t ps, const void *key, ui
 		return rc;
 	if (!key && klen)
 		return PBOX_EINVAL;
-	return search(cnode(page), &h, key, klen, pos, exact);
+	return search(cnode(page), &h, key, klen, false, pos, exact);
+}
+
+int pbox__bt_node_lower_bound_in(const void *page, uint32_t ps, const void *key,
+				 uint32_t klen, uint32_t *pos, bool *exact)
+{
+	hdr h;
+	int rc = hdr_load(page, ps, &h);
+	if (rc)
+		return rc;
+	if (!key && klen)
+		return PBOX_EINVAL;
+	return search(cnode(page), &h, key, klen, true, pos, exact);
 }
 
 /* ---- reading --------------------------------------------------------------------------------- */
@@ -551,7 +544,7 @@ int pbox__bt_node_find_child(const void *page, uint32_t ps, const void *key, uin
 {
 	uint32_t p;
 	bool exact;
-	int rc = pbox__bt_node_lower_bound(page, ps, key, klen, &p, &exact);
+	int rc = pbox__bt_node_lower_bound_in(page, ps, key, klen, &p, &exact);
 	if (rc)
 		return rc;
 	if ((rc = pbox__bt_node_child(page, ps, p, child)))
@@ -895,7 +888,7 @@ int pbox__bt_node_insert(void *page, uint32_t ps, const void *key, uint32_t klen
 		return PBOX_ECORRUPT;
 	uint32_t pos;
 	bool exact;
-	if ((rc = search(n, &h, key, klen, &pos, &exact)))
+	if ((rc = search(n, &h, key, klen, true, &pos, &exact)))
 		return rc;
 	if (exact) {
 		if (!(flags & PBOX_BT_INSERT_REPLACE))

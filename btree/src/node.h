@@ -194,9 +194,16 @@ int pbox__bt_node_payload(const void *page, uint32_t ps, uint32_t i, const uint8
 int pbox__bt_node_lower_bound(const void *page, uint32_t ps, const void *key, uint32_t klen,
 			      uint32_t *pos, bool *exact);
 
+/* The same for a key the caller knows to lie within the node's fences (a descent reached
+ * the node by key): the prefix is not compared. A key outside the fences gives some
+ * position in [0, count], never an out-of-bounds read. */
+int pbox__bt_node_lower_bound_in(const void *page, uint32_t ps, const void *key,
+				 uint32_t klen, uint32_t *pos, bool *exact);
+
 /* Inner nodes: the child id of slot i, or the upper child for i == count. */
 int pbox__bt_node_child(const void *page, uint32_t ps, uint32_t i, pbox_pid *child);
-/* Inner nodes: the child whose key range holds key, and its slot index (count = upper). */
+/* Inner nodes: the child whose key range holds key, and its slot index (count = upper).
+ * key must lie within the node's fences (as for _lower_bound_in). */
 int pbox__bt_node_find_child(const void *page, uint32_t ps, const void *key, uint32_t klen,
 			     pbox_pid *child, uint32_t *pos);
 

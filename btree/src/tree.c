@@ -29,6 +29,7 @@
 #include <pbox/btree.h>
 
 #include "node.h"
+#include "racy.h"
 
 #include <pbox/alloc.h>
 
@@ -200,7 +201,7 @@ static int read_node(pbox_bt *bt, pbox_pid pid, void *buf, uint64_t *version)
 		int r = pbox_page_fix_opt(bt->st, pid, &v);
 		if (r)
 			return r == PBOX_EINVAL ? PBOX_ECORRUPT : r; /* a bad child id on disk */
-		pbox_latch_opt_copy(buf, pbox_page_addr(bt->st, pid), bt->ps);
+		rdcopy(buf, pbox_page_addr(bt->st, pid), bt->ps);
 		if (pbox_page_validate(bt->st, pid, v)) {
 			/* not a node (any more): merged away after its parent was read, and maybe
 			 * reused (an overflow page, say). Restart; a descent that keeps meeting it
@@ -249,32 +250,118 @@ static int key_in_range(const void *node, uint32_t ps, const void *key, uint32_t
 	return 0;
 }
 
-/* Descend to the leaf for key; buf holds its consistent copy. PBOX_ERESTART when a node
- * read does not cover key any more (caller restarts). */
-static int descend(pbox_bt *bt, const void *key, uint32_t klen, void *buf, pbox_pid *leaf,
-		   uint64_t *version)
+/* Racy reads of a page's type and node kind (R1). */
+static uint16_t page_type_racy(const void *page)
 {
+	return rd16((const uint8_t *)page + 4);
+}
+
+static uint8_t node_kind_racy(const void *page)
+{
+	return rd8((const uint8_t *)page + PBOX_PAGE_HDR);
+}
+
+static int fix_opt(pbox_bt *bt, pbox_pid pid, uint64_t *v)
+{
+	int r = pbox_page_fix_opt(bt->st, pid, v);
+	return r == PBOX_EINVAL ? PBOX_ECORRUPT : r; /* a bad child id on disk */
+}
+
+/* One optimistic descent to the leaf for key, reading every node in place (R1): search the
+ * node through racy loads, validate it, fault the child in and take its version, validate
+ * the node again (lock coupling: the child is still the one the unchanged parent names, so
+ * it covers key at that version). Nothing is written on the way down and nothing is copied.
+ * On success the leaf is a node of this tree at *version; the caller reads it in place and
+ * validates, or upgrades it from that version. PBOX_ERESTART when a validation fails. */
+/* Where a leaf hangs: its parent, the parent's version and the leaf's slot there (for
+ * stepping to a neighbour without a descent); parent PBOX_PID_NONE when unknown. */
+typedef struct leaf_parent {
+	pbox_pid parent;
+	uint64_t version;
+	uint32_t pos;
+} leaf_parent;
+
+static int descend_opt(pbox_bt *bt, const void *key, uint32_t klen, pbox_pid *leaf,
+		       uint64_t *version, leaf_parent *lp)
+{
+	pbox_store *st = bt->st;
 	pbox_pid pid = bt->root;
+	uint64_t v;
+	if (lp)
+		lp->parent = PBOX_PID_NONE;
+	int r = fix_opt(bt, pid, &v);
+	if (r)
+		return r;
 	for (unsigned depth = 0; depth < MAX_DEPTH; depth++) {
-		uint64_t v;
-		int r = read_node(bt, pid, buf, &v);
-		if (r)
-			return r;
-		bool in;
-		if ((r = key_in_range(buf, bt->ps, key, klen, &in)))
-			return r;
-		if (!in)
-			return PBOX_ERESTART;
-		if (pbox__bt_node_is_leaf(buf)) {
+		const void *page = pbox_page_addr(st, pid);
+		uint16_t type = page_type_racy(page);
+		uint8_t kind = node_kind_racy(page);
+		if (type != BT_PAGE_TYPE || kind == DROPPED_KIND) {
+			if (!pbox_page_validate(st, pid, v))
+				return PBOX_ERESTART;
+			/* not a node: the latch-coupled descent gives the final verdict */
+			return type != BT_PAGE_TYPE ? PBOX_ERESTART : PBOX_ECLOSED;
+		}
+		if (kind == PBOX_BT_NODE_LEAF) {
 			*leaf = pid;
 			*version = v;
 			return 0;
 		}
+		pbox_pid child;
 		uint32_t pos;
-		if ((r = pbox__bt_node_find_child(buf, bt->ps, key, klen, &pid, &pos)))
+		r = pbox__bt_node_find_child(page, bt->ps, key, klen, &child, &pos);
+		/* the child id must come from a consistent read before the page is faulted in:
+		 * a torn id could name any page */
+		if (!pbox_page_validate(st, pid, v))
+			return PBOX_ERESTART;
+		if (r)
 			return r;
+		/* start loading the child's header and hints while its frame is looked at */
+		const char *cp = pbox_page_addr(st, child);
+		__builtin_prefetch(cp);
+		__builtin_prefetch(cp + 64);
+		uint64_t cv;
+		if ((r = fix_opt(bt, child, &cv)))
+			return r;
+		if (!pbox_page_validate(st, pid, v))
+			return PBOX_ERESTART;
+		if (lp)
+			*lp = (leaf_parent){ pid, v, pos };
+		pid = child;
+		v = cv;
 	}
 	return PBOX_ECORRUPT; /* deeper than any tree this store can hold */
+}
+
+/* Step from the leaf at lp->pos to its right neighbour under the same parent, copying it
+ * into buf: 0 (lp updated), PBOX_ENOTFOUND (it was the parent's last child, or the parent
+ * changed since it was read: descend instead), or an error. The parent unchanged since
+ * the previous leaf was reached means the two leaves are still adjacent. */
+static int next_leaf(pbox_bt *bt, leaf_parent *lp, void *buf, pbox_pid *leaf, uint64_t *version)
+{
+	if (lp->parent == PBOX_PID_NONE)
+		return PBOX_ENOTFOUND;
+	pbox_store *st = bt->st;
+	const void *page = pbox_page_addr(st, lp->parent);
+	pbox_pid child;
+	if (lp->pos >= pbox__bt_node_count(page) ||
+	    pbox__bt_node_child(page, bt->ps, lp->pos + 1, &child) ||
+	    !pbox_page_validate(st, lp->parent, lp->version))
+		return PBOX_ENOTFOUND;
+	uint64_t cv;
+	int r = fix_opt(bt, child, &cv);
+	if (r)
+		return r;
+	if (!pbox_page_validate(st, lp->parent, lp->version))
+		return PBOX_ENOTFOUND;
+	rdcopy(buf, pbox_page_addr(st, child), bt->ps);
+	if (!pbox_page_validate(st, child, cv) || page_type(buf) != BT_PAGE_TYPE ||
+	    !pbox__bt_node_is_leaf(buf))
+		return PBOX_ENOTFOUND;
+	lp->pos++;
+	*leaf = child;
+	*version = cv;
+	return 0;
 }
 
 /* Descent with shared latch coupling (parent held until the child is latched): slower, but
@@ -323,14 +410,38 @@ static int descend_locked(pbox_bt *bt, const void *key, uint32_t klen, void *buf
 	return r;
 }
 
+/* The leaf for key, after optimistic descents and, when they keep restarting, the
+ * latch-coupled one. With buf, the leaf is also copied into buf consistently (at
+ * *version); without, the caller reads it in place and validates. */
+static int descend_retry_lp(pbox_bt *bt, const void *key, uint32_t klen, void *buf,
+			    pbox_pid *leaf, uint64_t *version, leaf_parent *lp)
+{
+	int r;
+	for (unsigned restarts = 0; restarts < 64; restarts++) {
+		if ((r = descend_opt(bt, key, klen, leaf, version, lp)) == PBOX_ERESTART)
+			continue;
+		if (r || !buf)
+			return r;
+		rdcopy(buf, pbox_page_addr(bt->st, *leaf), bt->ps);
+		if (pbox_page_validate(bt->st, *leaf, *version))
+			return 0;
+	}
+	if (lp)
+		lp->parent = PBOX_PID_NONE;
+	if (buf)
+		return descend_locked(bt, key, klen, buf, leaf, version);
+	void *tmp = pbox_aligned_alloc(64, bt->ps);
+	if (!tmp)
+		return -ENOMEM;
+	r = descend_locked(bt, key, klen, tmp, leaf, version);
+	pbox_free(tmp);
+	return r;
+}
+
 static int descend_retry(pbox_bt *bt, const void *key, uint32_t klen, void *buf,
 			 pbox_pid *leaf, uint64_t *version)
 {
-	int r;
-	for (unsigned restarts = 0; restarts < 64; restarts++)
-		if ((r = descend(bt, key, klen, buf, leaf, version)) != PBOX_ERESTART)
-			return r;
-	return descend_locked(bt, key, klen, buf, leaf, version);
+	return descend_retry_lp(bt, key, klen, buf, leaf, version, NULL);
 }
 
 /* ---- trees and the catalog ------------------------------------------------------------- */
@@ -795,6 +906,9 @@ static int parse_ref(const uint8_t *p, uint32_t plen, pbox_pid *first, uint64_t 
  * meanwhile (that needs the leaf exclusively first). Eviction cannot disturb it either (a
  * version check would: the leaf may be evicted while a long chain is read under a small
  * budget). PBOX_ERESTART when the key is gone from the live leaf. */
+static int ovf_value(pbox_bt *bt, pbox_pid leaf_pid, const void *key, uint32_t klen,
+		     const void **val, size_t *vlen, unsigned char **heap, size_t *heap_cap);
+
 static int leaf_value(pbox_bt *bt, const void *leaf, pbox_pid leaf_pid, const void *key,
 		      uint32_t klen, uint32_t pos, const void **val, size_t *vlen,
 		      unsigned char **heap, size_t *heap_cap)
@@ -810,6 +924,17 @@ static int leaf_value(pbox_bt *bt, const void *leaf, pbox_pid leaf_pid, const vo
 		*vlen = plen;
 		return 0;
 	}
+	return ovf_value(bt, leaf_pid, key, klen, val, vlen, heap, heap_cap);
+}
+
+/* The overflow value of key, read with the live leaf latched shared (see above). */
+static int ovf_value(pbox_bt *bt, pbox_pid leaf_pid, const void *key, uint32_t klen,
+		     const void **val, size_t *vlen, unsigned char **heap, size_t *heap_cap)
+{
+	const uint8_t *p;
+	uint32_t plen;
+	unsigned fl;
+	int r;
 	if ((r = pbox_page_fix_shared(bt->st, leaf_pid)))
 		return r;
 	const void *live = pbox_page_addr(bt->st, leaf_pid);
@@ -859,60 +984,128 @@ out:
 
 /* ---- lookups ------------------------------------------------------------------------------ */
 
-typedef struct copy_ctx {
-	void *buf;
-	size_t cap, *vlen;
-} copy_ctx;
-
-static int copy_out(const void *val, size_t vlen, void *arg)
+/* Look key up in the leaf read in place: copy its value into dst (capacity cap) and
+ * validate. 0 with *vlen; PBOX_ENOTFOUND; PBOX_ETOOSMALL (*vlen = the length, nothing
+ * copied); PBOX_ERESTART (the leaf changed: descend again); 1 when the value lives on
+ * overflow pages (validated: the caller reads it under a shared latch). Only a validated
+ * read yields anything but PBOX_ERESTART. */
+static int leaf_get(pbox_bt *bt, pbox_pid leaf, uint64_t v, const void *key, uint32_t klen,
+		    void *dst, size_t cap, size_t *vlen, uint32_t *pos_out)
 {
-	copy_ctx *c = arg;
-	*c->vlen = vlen;
-	if (vlen > c->cap)
-		return PBOX_ETOOSMALL;
-	if (vlen)
-		memcpy(c->buf, val, vlen);
-	return 0;
+	const void *page = pbox_page_addr(bt->st, leaf);
+	uint32_t pos;
+	bool exact;
+	const uint8_t *p = NULL;
+	uint32_t plen = 0;
+	unsigned fl = 0;
+	int r = pbox__bt_node_lower_bound_in(page, bt->ps, key, klen, &pos, &exact);
+	if (!r && exact)
+		r = pbox__bt_node_payload(page, bt->ps, pos, &p, &plen, &fl);
+	if (!r && exact && !(fl & PBOX_BT_SLOT_OVERFLOW) && plen <= cap)
+		rdcopy(dst, p, plen);
+	if (!pbox_page_validate(bt->st, leaf, v))
+		return PBOX_ERESTART;
+	if (r)
+		return r;
+	if (!exact)
+		return PBOX_ENOTFOUND;
+	*pos_out = pos;
+	if (fl & PBOX_BT_SLOT_OVERFLOW)
+		return 1;
+	*vlen = plen;
+	return plen <= cap ? 0 : PBOX_ETOOSMALL;
 }
 
-int pbox_bt_lookup_cb(pbox_bt *bt, const void *key, size_t klen,
-		      int (*fn)(const void *val, size_t vlen, void *arg), void *arg)
+/* The lookup both public forms share: an inline value is copied into dst (cap bytes) and,
+ * when fn is given, handed to fn from there; an overflow value is assembled in a heap
+ * buffer and handed to fn (or copied into dst). With fn, an inline value longer than cap
+ * sets *grow (PBOX_ETOOSMALL, *vlen its length) instead of calling fn. */
+static int lookup(pbox_bt *bt, const void *key, size_t klen, void *dst, size_t cap,
+		  size_t *vlen, int (*fn)(const void *val, size_t vlen, void *arg), void *arg,
+		  bool *grow)
 {
 	int r = check_kv(bt, key, klen, NULL, 0);
 	if (r)
 		return r;
-	void *buf = pbox_aligned_alloc(64, bt->ps);
-	if (!buf)
-		return -ENOMEM;
+	const uint32_t kl = (uint32_t)klen;
 	unsigned char *heap = NULL;
 	size_t heap_cap = 0;
-	for (;;) {
+	void *buf = NULL;
+	for (unsigned restarts = 0;; restarts++) {
 		pbox_pid leaf;
 		uint64_t v;
-		if ((r = descend_retry(bt, key, (uint32_t)klen, buf, &leaf, &v)))
-			break;
 		uint32_t pos;
-		bool exact;
-		if ((r = pbox__bt_node_lower_bound(buf, bt->ps, key, (uint32_t)klen, &pos, &exact)))
-			break;
-		if (!exact) {
-			r = PBOX_ENOTFOUND;
+		/* after many failed validations the leaf is read under a shared latch (buf) */
+		if (restarts == 64 && !(buf = pbox_aligned_alloc(64, bt->ps))) {
+			r = -ENOMEM;
 			break;
 		}
+		if ((r = descend_retry(bt, key, kl, buf, &leaf, &v)))
+			break;
+		if (!buf) {
+			r = leaf_get(bt, leaf, v, key, kl, dst, cap, vlen, &pos);
+			if (r == PBOX_ERESTART)
+				continue;
+			if (r != 1) { /* 1: an overflow value, read below */
+				if (r == PBOX_ETOOSMALL && fn)
+					*grow = true;
+				else if (r == 0 && fn)
+					r = fn(dst, *vlen, arg);
+				break;
+			}
+		} else {
+			bool exact;
+			if ((r = pbox__bt_node_lower_bound(buf, bt->ps, key, kl, &pos, &exact)))
+				break;
+			if (!exact) {
+				r = PBOX_ENOTFOUND;
+				break;
+			}
+		}
 		const void *val;
-		size_t vlen;
-		(void)v;
-		r = leaf_value(bt, buf, leaf, key, (uint32_t)klen, pos, &val, &vlen, &heap,
-			       &heap_cap);
+		size_t n;
+		r = buf ? leaf_value(bt, buf, leaf, key, kl, pos, &val, &n, &heap, &heap_cap)
+			: ovf_value(bt, leaf, key, kl, &val, &n, &heap, &heap_cap);
 		if (r == PBOX_ERESTART)
 			continue;
-		if (!r)
-			r = fn(val, vlen, arg);
+		if (r)
+			break;
+		*vlen = n;
+		if (fn) {
+			r = fn(val, n, arg);
+		} else if (n > cap) {
+			r = PBOX_ETOOSMALL;
+		} else if (n) {
+			memcpy(dst, val, n);
+		}
 		break;
 	}
 	pbox_free(heap);
 	pbox_free(buf);
 	return r;
+}
+
+int pbox_bt_lookup_cb(pbox_bt *bt, const void *key, size_t klen,
+		      int (*fn)(const void *val, size_t vlen, void *arg), void *arg)
+{
+	if (!fn)
+		return PBOX_EINVAL;
+	/* fn gets a validated copy: a short value is copied onto the stack; a longer inline
+	 * one (grow: its size is known then) into a buffer of its size, and read again */
+	unsigned char small[1024];
+	size_t vlen = 0;
+	bool grow = false;
+	int r = lookup(bt, key, klen, small, sizeof(small), &vlen, fn, arg, &grow);
+	for (unsigned tries = 0; grow && tries < 100; tries++) {
+		size_t cap = vlen;
+		unsigned char *big = pbox_malloc(cap);
+		if (!big)
+			return -ENOMEM;
+		grow = false;
+		r = lookup(bt, key, klen, big, cap, &vlen, fn, arg, &grow);
+		pbox_free(big);
+	}
+	return grow ? PBOX_EBUSY : r; /* a value that kept growing while we looked */
 }
 
 int pbox_bt_lookup(pbox_bt *bt, const void *key, size_t klen, void *buf, size_t cap,
@@ -921,8 +1114,8 @@ int pbox_bt_lookup(pbox_bt *bt, const void *key, size_t klen, void *buf, size_t 
 	if (!vlen || (cap && !buf))
 		return PBOX_EINVAL;
 	size_t n = 0;
-	copy_ctx c = { buf, cap, &n };
-	int r = pbox_bt_lookup_cb(bt, key, klen, copy_out, &c);
+	bool grow = false;
+	int r = lookup(bt, key, klen, buf, cap, &n, NULL, NULL, &grow);
 	if (r == 0 || r == PBOX_ETOOSMALL)
 		*vlen = n;
 	return r;
@@ -1163,9 +1356,6 @@ static int change(pbox_bt *bt, int op, const void *key, size_t klen, const void 
 	int r = check_kv(bt, key, klen, val, vlen);
 	if (r)
 		return r;
-	void *buf = pbox_aligned_alloc(64, bt->ps);
-	if (!buf)
-		return -ENOMEM;
 	const uint32_t kl = (uint32_t)klen;
 	pbox_lsn lsn = 0;
 	bool underfull = false;
@@ -1176,10 +1366,8 @@ static int change(pbox_bt *bt, int op, const void *key, size_t klen, const void 
 	unsigned vflags = 0;
 	uint32_t vl = (uint32_t)vlen;
 	if (op != OP_REMOVE && vlen > inline_max(bt, kl)) {
-		if ((r = ovf_write(bt, val, vlen, &new_chain))) {
-			pbox_free(buf);
+		if ((r = ovf_write(bt, val, vlen, &new_chain)))
 			return r;
-		}
 		uint64_t n = vlen;
 		memcpy(ref, &new_chain, 8);
 		memcpy(ref + 8, &n, 8);
@@ -1190,7 +1378,7 @@ static int change(pbox_bt *bt, int op, const void *key, size_t klen, const void 
 	for (;;) {
 		pbox_pid leaf;
 		uint64_t v;
-		if ((r = descend_retry(bt, key, kl, buf, &leaf, &v)))
+		if ((r = descend_retry(bt, key, kl, NULL, &leaf, &v)))
 			break;
 		pbox_mtr *m;
 		if ((r = pbox_mtr_begin(bt->st, &m)))
@@ -1205,10 +1393,10 @@ static int change(pbox_bt *bt, int op, const void *key, size_t klen, const void 
 			pbox_mtr_abort(m, false);
 			break;
 		}
-		/* the page is exactly what was read: same version */
+		/* the page is exactly what was read: same version, so key is in its range */
 		uint32_t pos;
 		bool exact;
-		if ((r = pbox__bt_node_lower_bound(page, bt->ps, key, kl, &pos, &exact))) {
+		if ((r = pbox__bt_node_lower_bound_in(page, bt->ps, key, kl, &pos, &exact))) {
 			pbox_mtr_abort(m, false);
 			break;
 		}
@@ -1262,7 +1450,6 @@ static int change(pbox_bt *bt, int op, const void *key, size_t klen, const void 
 		(void)ovf_free(bt, new_chain, vlen); /* the change did not happen: unused */
 	if (!r && old_chain)
 		(void)ovf_free(bt, old_chain, old_len);
-	pbox_free(buf);
 	return r;
 }
 
@@ -1324,15 +1511,21 @@ int pbox_bt_scan(pbox_bt *bt, const void *start, size_t slen, const void *end, s
 		clen = (uint32_t)slen;
 	}
 	int r;
+	leaf_parent lp = { PBOX_PID_NONE, 0, 0 };
+	bool stepped = false; /* buf holds the right neighbour of the last leaf: start at 0 */
+	pbox_pid leaf = PBOX_PID_NONE;
+	uint64_t v = 0;
 	for (;;) {
-		pbox_pid leaf;
-		uint64_t v;
-		if ((r = descend_retry(bt, cur, clen, buf, &leaf, &v)))
-			break;
-		uint32_t pos, n = pbox__bt_node_count(buf);
+		uint32_t pos, n;
 		bool exact;
-		if ((r = pbox__bt_node_lower_bound(buf, bt->ps, cur, clen, &pos, &exact)))
+		if (!stepped && (r = descend_retry_lp(bt, cur, clen, buf, &leaf, &v, &lp)))
 			break;
+		n = pbox__bt_node_count(buf);
+		if (stepped)
+			pos = 0;
+		else if ((r = pbox__bt_node_lower_bound(buf, bt->ps, cur, clen, &pos, &exact)))
+			break;
+		stepped = false;
 		bool again = false;
 		for (; pos < n; pos++) {
 			uint32_t klen;
@@ -1367,6 +1560,13 @@ int pbox_bt_scan(pbox_bt *bt, const void *start, size_t slen, const void *end, s
 		memcpy(cur, hi, hil);
 		cur[hil] = 0; /* the smallest key greater than the fence */
 		clen = hil + 1;
+		/* the right neighbour through the parent, else a descent to cur */
+		r = next_leaf(bt, &lp, buf, &leaf, &v);
+		if (r == 0)
+			stepped = true;
+		else if (r != PBOX_ENOTFOUND)
+			break;
+		r = 0;
 	}
 out:
 	pbox_free(heap);
