@@ -381,6 +381,14 @@ static int search(const uint8_t *n, const hdr *h, const uint8_t *key, uint32_t k
 		if (lo > hi)  /* only with inconsistent hints */
 			lo = hi;
 	}
+	/* the binary search's probes depend on each other; load the few lines of slots it
+	 * can touch in parallel instead (node bytes only: hi <= count) */
+	if (hi - lo <= 32) {
+		uintptr_t a = (uintptr_t)(n + slot_pos(lo)) & ~(uintptr_t)63;
+		uintptr_t b = (uintptr_t)(n + slot_pos(hi));
+		for (; a < b; a += 64)
+			__builtin_prefetch((const void *)a);
+	}
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 		const uint8_t *sp = n + slot_pos(mid);

@@ -45,6 +45,9 @@
 #define REDO_SPLIT_RIGHT (PBOX_REDO_TYPE_USER + 0x13)
 #define REDO_DROP (PBOX_REDO_TYPE_USER + 0x14)
 #define MAX_DEPTH 24
+#ifndef PREFETCH_LINES
+#define PREFETCH_LINES 8u
+#endif
 #define OVF_PAGE_TYPE (PBOX_PAGE_TYPE_USER + 3)
 #define OVF_HDR 12u /* at PBOX_PAGE_HDR: u64 next page id (0: last), u32 bytes here */
 #define OVF_REF 16u /* a leaf's overflow payload: u64 first page id, u64 value length */
@@ -316,10 +319,11 @@ static int descend_opt(pbox_bt *bt, const void *key, uint32_t klen, pbox_pid *le
 			return PBOX_ERESTART;
 		if (r)
 			return r;
-		/* start loading the child's header and hints while its frame is looked at */
+		/* start loading the child's header, hints and first slots while its frame is
+		 * looked at (a leaf's slots are mostly within its first 512 bytes) */
 		const char *cp = pbox_page_addr(st, child);
-		__builtin_prefetch(cp);
-		__builtin_prefetch(cp + 64);
+		for (unsigned l = 0; l < PREFETCH_LINES; l++)
+			__builtin_prefetch(cp + 64 * l);
 		uint64_t cv;
 		if ((r = fix_opt(bt, child, &cv)))
 			return r;
@@ -1284,61 +1288,75 @@ static int merge_pass(pbox_bt *bt, const void *key, uint32_t klen)
 	bool changed = false;
 	void *scratch = NULL;
 	bpath pa;
-	/* the mtr holds the path, a sibling and the allocator's pages: MAX_DEPTH + 4 pages */
+	/* the mtr holds the path, one sibling per merged level and the allocator's pages */
 	PBOX_STATIC_ASSERT(MAX_DEPTH + 4 <= PBOX_MTR_MAX_PAGES, "a merge fits in one mtr");
 	if ((r = latch_path(bt, m, key, klen, MAX_DEPTH, &pa)))
 		goto done;
-	unsigned d = pa.d;
+	unsigned d = pa.d, merged = 0;
 	void **pg = pa.pg;
 	pbox_pid *path = pa.pid;
 	uint32_t *pos = pa.pos;
-	if (d < 2 || !pbox__bt_node_underfull(pg[d - 1], ps))
-		goto done;
-	void *parent = pg[d - 2];
-	pbox_pid ppid = path[d - 2];
-	uint32_t count = pbox__bt_node_count(parent), at = pos[d - 2];
-	if (count == 0)
-		goto done;
-	uint32_t i = at < count ? at : count - 1; /* merge children i and i + 1 */
-	pbox_pid lpid, rpid;
-	if ((r = pbox__bt_node_child(parent, ps, i, &lpid)) ||
-	    (r = pbox__bt_node_child(parent, ps, i + 1, &rpid)))
-		goto done;
-	void *left, *right;
-	if ((r = pbox_mtr_fix(m, lpid, &left)) || (r = pbox_mtr_fix(m, rpid, &right)))
-		goto done;
-	if (page_type(left) != BT_PAGE_TYPE || page_type(right) != BT_PAGE_TYPE ||
-	    !pbox__bt_node_is_leaf(left) || !pbox__bt_node_is_leaf(right)) {
-		r = PBOX_ECORRUPT;
-		goto done;
-	}
-	if (pbox__bt_node_merge_check(left, right, ps))
-		goto done; /* too full together: fine as it is */
-	if (!(scratch = pbox_aligned_alloc(64, ps))) {
-		r = -ENOMEM;
-		goto done;
-	}
-	memcpy(scratch, left, ps);
-	if ((r = pbox__bt_node_merge(scratch, right, ps)))
-		goto done;
-	unsigned char sep[PBOX_BT_KEY_MAX_ANY];
-	uint32_t sl;
-	if ((r = pbox__bt_node_key(parent, ps, i, sep, sizeof(sep), &sl)))
-		goto done;
-	changed = true;
-	memcpy((unsigned char *)right + PBOX_PAGE_HDR, (unsigned char *)scratch + PBOX_PAGE_HDR,
-	       ps - PBOX_PAGE_HDR);
-	if ((r = log_image(m, rpid, right, ps)) || (r = pbox__bt_node_remove(parent, ps, i)) ||
-	    (r = log_remove(m, ppid, sep, sl)) || (r = pbox_mtr_free(m, lpid)))
-		goto done;
-	if (ppid == bt->root && pbox__bt_node_count(parent) == 0) {
-		/* the root has one child left: take its node, free it */
-		memcpy((unsigned char *)parent + PBOX_PAGE_HDR, (unsigned char *)right + PBOX_PAGE_HDR,
-		       ps - PBOX_PAGE_HDR);
-		if ((r = log_image(m, ppid, parent, ps)) || (r = pbox_mtr_free(m, rpid)))
+	/* merge the underfull node at level lvl (the leaf first) with a neighbour, then its
+	 * parent if that became underfull, and so on below the root */
+	for (unsigned lvl = d - 1; lvl >= 1; lvl--) {
+		if (!pbox__bt_node_underfull(pg[lvl], ps) ||
+		    d + merged + 4 >= PBOX_MTR_MAX_PAGES)
+			break;
+		void *parent = pg[lvl - 1];
+		pbox_pid ppid = path[lvl - 1];
+		uint32_t count = pbox__bt_node_count(parent), at = pos[lvl - 1];
+		if (count == 0)
+			break;
+		uint32_t i = at < count ? at : count - 1; /* merge children i and i + 1 */
+		pbox_pid lpid, rpid;
+		if ((r = pbox__bt_node_child(parent, ps, i, &lpid)) ||
+		    (r = pbox__bt_node_child(parent, ps, i + 1, &rpid)))
 			goto done;
+		void *left, *right;
+		if ((r = pbox_mtr_fix(m, lpid, &left)) || (r = pbox_mtr_fix(m, rpid, &right)))
+			goto done;
+		bool leaf = pbox__bt_node_is_leaf(pg[lvl]);
+		if (page_type(left) != BT_PAGE_TYPE || page_type(right) != BT_PAGE_TYPE ||
+		    pbox__bt_node_is_leaf(left) != leaf || pbox__bt_node_is_leaf(right) != leaf) {
+			r = PBOX_ECORRUPT;
+			goto done;
+		}
+		if (pbox__bt_node_merge_check(left, right, ps))
+			break; /* too full together: fine as it is */
+		if (!scratch && !(scratch = pbox_aligned_alloc(64, ps))) {
+			r = -ENOMEM;
+			goto done;
+		}
+		memcpy(scratch, left, ps);
+		if ((r = pbox__bt_node_merge(scratch, right, ps)))
+			goto done;
+		unsigned char sep[PBOX_BT_KEY_MAX_ANY];
+		uint32_t sl;
+		if ((r = pbox__bt_node_key(parent, ps, i, sep, sizeof(sep), &sl)))
+			goto done;
+		changed = true;
+		merged++;
+		memcpy((unsigned char *)right + PBOX_PAGE_HDR,
+		       (unsigned char *)scratch + PBOX_PAGE_HDR, ps - PBOX_PAGE_HDR);
+		if ((r = log_image(m, rpid, right, ps)) ||
+		    (r = pbox__bt_node_remove(parent, ps, i)) ||
+		    (r = log_remove(m, ppid, sep, sl)) || (r = pbox_mtr_free(m, lpid)))
+			goto done;
+		if (ppid == bt->root && pbox__bt_node_count(parent) == 0) {
+			/* the root has one child left: take its node, free it (the tree loses
+			 * a level; the root id stays) */
+			memcpy((unsigned char *)parent + PBOX_PAGE_HDR,
+			       (unsigned char *)right + PBOX_PAGE_HDR, ps - PBOX_PAGE_HDR);
+			if ((r = log_image(m, ppid, parent, ps)) || (r = pbox_mtr_free(m, rpid)))
+				goto done;
+			break;
+		}
 	}
 	pbox_free(scratch);
+	if (!changed) {
+		pbox_mtr_abort(m, false);
+		return 0;
+	}
 	return pbox_mtr_commit(m, false, NULL);
 done:
 	pbox_free(scratch);
