@@ -31,7 +31,7 @@
 #include <stdlib.h>
 
 typedef struct file {
-	char path[64];
+	char path[128];
 	uint8_t *data;
 	size_t len;      /* bytes in the image */
 	size_t sweep;    /* bytes to sweep: [0, sweep) */
@@ -78,7 +78,7 @@ static int add_file(const char *name, void *arg)
 	REQ(im->nf < 16, "too many files");
 	file *f = &im->f[im->nf++];
 	memset(f, 0, sizeof(*f));
-	snprintf(f->path, sizeof(f->path), "%s", name);
+	snprintf(f->path, sizeof(f->path), REL_DIR "/wal/%s", name);
 	return 0;
 }
 
@@ -87,11 +87,6 @@ static void snapshot(image *im)
 	pbox_io *io = pbox_io_memfs_io(im->fs);
 	im->nf = 0;
 	REQ(io->listdir(io, REL_DIR "/wal", add_file, im) == 0, "listdir");
-	for (int i = 0; i < im->nf; i++) {
-		char p[64];
-		snprintf(p, sizeof(p), REL_DIR "/wal/%s", im->f[i].path);
-		snprintf(im->f[i].path, sizeof(im->f[i].path), "%s", p);
-	}
 	REQ(im->nf < 16, "too many files");
 	file *d = &im->f[im->nf++];
 	memset(d, 0, sizeof(*d));
@@ -109,14 +104,14 @@ static void snapshot(image *im)
 
 typedef struct extra {
 	image *im;
-	char names[16][64];
+	char names[16][160];
 	int n;
 } extra;
 
 static int find_extra(const char *name, void *arg)
 {
 	extra *e = arg;
-	char p[64];
+	char p[160];
 	snprintf(p, sizeof(p), REL_DIR "/wal/%s", name);
 	for (int i = 0; i < e->im->nf; i++)
 		if (strcmp(e->im->f[i].path, p) == 0)
