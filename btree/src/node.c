@@ -368,14 +368,16 @@ static int search(const uint8_t *n, const hdr *h, const uint8_t *key, uint32_t k
 
 	uint32_t d = h->count / (HINTS + 1);
 	if (d) {
-		/* slot d*(i+1) has head hints[i]; heads ascend weakly with the keys. */
-		uint32_t i = 0;
-		while (i < HINTS && ld32(n + H_HINTS + 4 * i) < kh)
-			i++;
+		/* slot d*(i+1) has head hints[i]; heads ascend weakly with the keys, so the
+		 * hints below kh come first (i of them), then those equal to it (up to j).
+		 * Counted without branches on one private copy of the hint line. */
+		uint32_t hint[HINTS], i = 0, j = 0;
+		ldcopy(hint, n + H_HINTS, sizeof(hint));
+		for (uint32_t x = 0; x < HINTS; x++) {
+			i += hint[x] < kh;
+			j += hint[x] <= kh;
+		}
 		lo = i ? d * i + 1 : 0; /* slot d*i is below key */
-		uint32_t j = i;
-		while (j < HINTS && ld32(n + H_HINTS + 4 * j) == kh)
-			j++;
 		if (j < HINTS)
 			hi = d * (j + 1); /* slot d*(j+1) is above key */
 		if (lo > hi)  /* only with inconsistent hints */
@@ -521,21 +523,16 @@ static bool pid_ok(pbox_pid pid)
 	return pid >= PBOX_BT_NODE_PID_MIN && pid != PBOX_PID_NONE;
 }
 
-int pbox__bt_node_child(const void *page, uint32_t ps, uint32_t i, pbox_pid *child)
+/* Child i (i == count: the upper child) of an inner node whose header is h. */
+static int child_at(const uint8_t *n, const hdr *h, uint32_t i, pbox_pid *child)
 {
-	hdr h;
 	slot s;
-	int rc = hdr_load(page, ps, &h);
-	if (rc)
-		return rc;
-	if (h.kind != PBOX_BT_NODE_INNER || i > h.count)
-		return PBOX_EINVAL;
-	const uint8_t *n = cnode(page);
 	pbox_pid pid;
-	if (i == h.count) {
+	if (i == h->count) {
 		pid = ld64(n + H_UPPER);
 	} else {
-		if ((rc = slot_load(n, &h, i, &s)))
+		int rc = slot_load(n, h, i, &s);
+		if (rc)
 			return rc;
 		if (s.plen != 8)
 			return PBOX_ECORRUPT;
@@ -547,17 +544,54 @@ int pbox__bt_node_child(const void *page, uint32_t ps, uint32_t i, pbox_pid *chi
 	return 0;
 }
 
+int pbox__bt_node_child(const void *page, uint32_t ps, uint32_t i, pbox_pid *child)
+{
+	hdr h;
+	int rc = hdr_load(page, ps, &h);
+	if (rc)
+		return rc;
+	if (h.kind != PBOX_BT_NODE_INNER || i > h.count)
+		return PBOX_EINVAL;
+	return child_at(cnode(page), &h, i, child);
+}
+
 int pbox__bt_node_find_child(const void *page, uint32_t ps, const void *key, uint32_t klen,
 			     pbox_pid *child, uint32_t *pos)
 {
-	uint32_t p;
-	bool exact;
-	int rc = pbox__bt_node_lower_bound_in(page, ps, key, klen, &p, &exact);
+	hdr h;
+	int rc = hdr_load(page, ps, &h);
 	if (rc)
 		return rc;
-	if ((rc = pbox__bt_node_child(page, ps, p, child)))
+	if (h.kind != PBOX_BT_NODE_INNER || (!key && klen))
+		return PBOX_EINVAL;
+	const uint8_t *n = cnode(page);
+	uint32_t p;
+	bool exact;
+	if ((rc = search(n, &h, key, klen, true, &p, &exact)) || (rc = child_at(n, &h, p, child)))
 		return rc;
 	*pos = p;
+	return 0;
+}
+
+int pbox__bt_node_find_payload(const void *page, uint32_t ps, const void *key, uint32_t klen,
+			       uint32_t *pos, bool *exact, const uint8_t **p, uint32_t *len,
+			       unsigned *flags)
+{
+	hdr h;
+	slot s;
+	int rc = hdr_load(page, ps, &h);
+	if (rc)
+		return rc;
+	if (!key && klen)
+		return PBOX_EINVAL;
+	const uint8_t *n = cnode(page);
+	if ((rc = search(n, &h, key, klen, true, pos, exact)) || !*exact)
+		return rc;
+	if ((rc = slot_load(n, &h, *pos, &s)))
+		return rc;
+	*p = n + s.off + s.klen;
+	*len = s.plen;
+	*flags = s.flags;
 	return 0;
 }
 

@@ -200,6 +200,12 @@ int pbox__bt_node_lower_bound(const void *page, uint32_t ps, const void *key, ui
 int pbox__bt_node_lower_bound_in(const void *page, uint32_t ps, const void *key,
 				 uint32_t klen, uint32_t *pos, bool *exact);
 
+/* _lower_bound_in and, when the key is present, _payload of its slot, in one pass over
+ * the header (the optimistic lookup's leaf step). */
+int pbox__bt_node_find_payload(const void *page, uint32_t ps, const void *key, uint32_t klen,
+			       uint32_t *pos, bool *exact, const uint8_t **p, uint32_t *len,
+			       unsigned *flags);
+
 /* Inner nodes: the child id of slot i, or the upper child for i == count. */
 int pbox__bt_node_child(const void *page, uint32_t ps, uint32_t i, pbox_pid *child);
 /* Inner nodes: the child whose key range holds key, and its slot index (count = upper).

@@ -1002,9 +1002,7 @@ static int leaf_get(pbox_bt *bt, pbox_pid leaf, uint64_t v, const void *key, uin
 	const uint8_t *p = NULL;
 	uint32_t plen = 0;
 	unsigned fl = 0;
-	int r = pbox__bt_node_lower_bound_in(page, bt->ps, key, klen, &pos, &exact);
-	if (!r && exact)
-		r = pbox__bt_node_payload(page, bt->ps, pos, &p, &plen, &fl);
+	int r = pbox__bt_node_find_payload(page, bt->ps, key, klen, &pos, &exact, &p, &plen, &fl);
 	if (!r && exact && !(fl & PBOX_BT_SLOT_OVERFLOW) && plen <= cap)
 		rdcopy(dst, p, plen);
 	if (!pbox_page_validate(bt->st, leaf, v))
