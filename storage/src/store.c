@@ -8,8 +8,9 @@
  *   3. reserve virtual memory, open the WAL from the superblock's redo start;
  *   4. recovery: redo every complete group from the redo start (mtr.c), then read the meta
  *      page for the allocator's state.
- * Create writes the meta page and both superblocks before anything else can refer to them,
- * then syncs the file and the directory.
+ * Create builds the data file as data.new (meta page, both superblocks, synced) and renames
+ * it to data, then syncs the directory: a crash while creating leaves no data file, and the
+ * next create starts over (also emptying a log the crashed creation left).
  *
  * Checkpoint (fuzzy; writers continue):
  *   1. under ckpt_lock exclusive: epoch + 1 (the next change of every page logs a full image)
@@ -91,6 +92,33 @@ int pbox__store_grow(pbox_store *st, uint64_t need_pages)
 	}
 	pthread_mutex_unlock(&st->grow_mu);
 	return r;
+}
+
+typedef struct clear_ctx {
+	pbox_io *io;
+	const char *dir;
+	int r;
+} clear_ctx;
+
+static int clear_one(const char *name, void *arg)
+{
+	clear_ctx *c = arg;
+	char path[4400];
+	snprintf(path, sizeof(path), "%s/%s", c->dir, name);
+	int r = c->io->unlink(c->io, path);
+	if (r && r != -ENOENT && !c->r)
+		c->r = r;
+	return 0;
+}
+
+/* Remove every file in dir (the WAL directory of a store being created). */
+static int clear_dir(pbox_io *io, const char *dir)
+{
+	clear_ctx c = { io, dir, 0 };
+	int r = io->listdir(io, dir, clear_one, &c);
+	if (!r)
+		r = c.r;
+	return r ? r : io->fsync_dir(io, dir);
 }
 
 /* ---- superblock ------------------------------------------------------------------------ */
@@ -323,10 +351,14 @@ int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **o
 		st->data_fd = io->open(io, path, flags, 0644);
 	}
 	if (st->data_fd == -ENOENT && o->create) {
-		st->data_fd = io->open(io, path, flags | O_CREAT | O_EXCL, 0644);
+		/* built as data.new and renamed to data once its superblocks are durable, so a
+		 * crash while creating leaves no store (the next create starts over), never a
+		 * data file without a valid superblock */
+		snprintf(path, sizeof(path), "%s/data.new", dir);
+		st->data_fd = io->open(io, path, flags | O_CREAT | O_TRUNC, 0644);
 		if (st->data_fd == -EINVAL && (flags & O_DIRECT)) {
 			flags &= ~O_DIRECT;
-			st->data_fd = io->open(io, path, flags | O_CREAT | O_EXCL, 0644);
+			st->data_fd = io->open(io, path, flags | O_CREAT | O_TRUNC, 0644);
 		}
 		creating = true;
 	}
@@ -372,6 +404,9 @@ int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **o
 	snprintf(path, sizeof(path), "%s/wal", dir);
 	if (creating && (r = io->mkdir(io, path, 0755)) && r != -EEXIST)
 		goto fail;
+	/* a log left by a creation that crashed belongs to no store: start it afresh */
+	if (creating && (r = clear_dir(io, path)))
+		goto fail;
 	pbox_wal_options wo;
 	pbox_wal_options_init(&wo);
 	wo.io = io;
@@ -405,8 +440,11 @@ int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **o
 		r = pbox_io_pwrite_full(io, st->data_fd, p, ps, (uint64_t)META_PID * ps);
 		pbox_free(p);
 		redo = pbox_wal_end_lsn(st->wal);
+		char from[4200];
+		snprintf(from, sizeof(from), "%s/data.new", dir);
+		snprintf(path, sizeof(path), "%s/data", dir);
 		if (r || (r = write_super(st, redo)) || (r = write_super(st, redo)) ||
-		    (r = io->fsync_dir(io, dir)))
+		    (r = io->rename(io, from, path)) || (r = io->fsync_dir(io, dir)))
 			goto fail;
 	}
 	atomic_store(&st->redo_start, redo);
