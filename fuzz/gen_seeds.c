@@ -1,0 +1,236 @@
+/*
+ * gen_seeds.c — writes the seed corpora of the fuzz targets (fuzz/corpus/<target>/) from
+ * real structures made by the libraries: btree nodes (leaves and inner nodes, 4 and 16 KiB),
+ * WAL segments holding groups, small store images (crashed before a checkpoint, and after
+ * one), and operation sequences. Rerunning it gives equivalent files (logs get a random id).
+ *
+ *     fuzz_gen_seeds <fuzz/corpus directory>      (scripts: fuzz/gen-corpus.sh)
+ */
+#include "fuzz_util.h"
+#include "node.h"
+
+#include <pbox/btree.h>
+#include <pbox/status.h>
+#include <pbox/storage.h>
+#include <pbox/wal.h>
+
+#include <errno.h>
+#include <sys/stat.h>
+
+static const char *outdir;
+
+static void out(const char *target, const char *name, const void *a, size_t al, const void *b,
+		size_t bl)
+{
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/%s", outdir, target);
+	mkdir(p, 0755);
+	snprintf(p, sizeof(p), "%s/%s/%s", outdir, target, name);
+	FILE *f = fopen(p, "wb");
+	FZ_CHECK(f != NULL, "%s", p);
+	FZ_CHECK(fwrite(a, 1, al, f) == al && (!bl || fwrite(b, 1, bl, f) == bl), "write %s", p);
+	fclose(f);
+}
+
+/* ---- node ---------------------------------------------------------------------------------- */
+
+static void node_seed(const char *name, uint32_t ps, unsigned sel, bool inner, unsigned nkeys,
+		      unsigned vlen, bool fences)
+{
+	uint8_t *p = aligned_alloc(4096, ps);
+	FZ_CHECK(p != NULL, "memory");
+	memset(p, 0, ps);
+	const char *lo = fences ? "key-0000" : NULL, *hi = fences ? "key-9999" : NULL;
+	uint32_t ll = fences ? 8 : 0;
+	int rc = inner ? pbox__bt_node_init_inner(p, ps, lo, ll, hi, ll, 100)
+		       : pbox__bt_node_init_leaf(p, ps, lo, ll, hi, ll);
+	FZ_CHECK(rc == 0, "init");
+	uint8_t val[512];
+	memset(val, 0xab, sizeof(val));
+	for (unsigned i = 0; i < nkeys; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "key-%04u", 1 + i * 7);
+		if (inner) {
+			uint8_t c[8] = { (uint8_t)(200 + i) };
+			rc = pbox__bt_node_insert(p, ps, k, 8, c, 8, 0);
+		} else {
+			rc = pbox__bt_node_insert(p, ps, k, 8, val, vlen, 0);
+		}
+		if (rc)
+			break;
+	}
+	if (!inner && nkeys > 4) /* dead bytes */
+		(void)pbox__bt_node_remove(p, ps, 1);
+	FZ_CHECK(pbox__bt_node_verify(p, ps) == 0, "seed node does not verify");
+	uint8_t s = (uint8_t)sel;
+	/* the used part of the page: the heap sits at its end, so the whole page */
+	out("node", name, &s, 1, p, ps);
+	free(p);
+}
+
+/* ---- wal ----------------------------------------------------------------------------------- */
+
+static void wal_seed(void)
+{
+	pbox_io_memfs *fs;
+	FZ_CHECK(pbox_io_memfs_create(&fs) == 0, "memfs");
+	pbox_io *io = pbox_io_memfs_io(fs);
+	FZ_CHECK(io->mkdir(io, "/log", 0755) == 0, "mkdir");
+	pbox_wal_options o;
+	pbox_wal_options_init(&o);
+	o.io = io;
+	o.segment_size = 16u << 10;
+	o.buffer_size = 64u << 10;
+	o.create = true;
+	o.max_spares = 0;
+	pbox_wal *w;
+	FZ_CHECK(pbox_wal_open("/log", &o, &w) == 0, "wal open");
+	uint8_t buf[700];
+	for (unsigned g = 0; g < 30; g++) {
+		pbox_wal_rec r[3];
+		unsigned n = 1 + g % 3;
+		for (unsigned i = 0; i < n; i++) {
+			memset(buf, (int)(g * 3 + i), sizeof(buf));
+			r[i] = (pbox_wal_rec){ .type = (uint16_t)(5 + i), .data = buf,
+					       .len = (uint32_t)((g * 37 + i * 11) % 700) };
+		}
+		pbox_lsn end;
+		FZ_CHECK(pbox_wal_append(w, r, n, &end) == 0, "append");
+		if (g % 4 == 3)
+			FZ_CHECK(pbox_wal_wait_durable(w, end) == 0, "sync");
+	}
+	FZ_CHECK(pbox_wal_close(w) == 0, "close");
+	static uint8_t seg[2][16u << 10];
+	int64_t n0 = pbox_io_memfs_peek(fs, "/log/wal-0000000000000000.seg", seg[0], sizeof(seg[0]), 0);
+	int64_t n1 = pbox_io_memfs_peek(fs, "/log/wal-0000000000004000.seg", seg[1], sizeof(seg[1]), 0);
+	FZ_CHECK(n0 == (int64_t)sizeof(seg[0]), "segment 0");
+	/* one segment, then both; plain and with checksum fix-ups; a short one */
+	uint8_t f0 = 0, f1 = 1, f3 = 3, f6 = 6 | 1;
+	out("wal", "one-segment", &f0, 1, seg[0], sizeof(seg[0]));
+	out("wal", "one-segment-fix", &f1, 1, seg[0], sizeof(seg[0]));
+	out("wal", "short-fix-append", &f3, 1, seg[0], 6000);
+	if (n1 == (int64_t)sizeof(seg[1]))
+		out("wal", "two-segments-fsync", &f6, 1, seg, sizeof(seg));
+	pbox_io_memfs_destroy(fs);
+}
+
+/* ---- store --------------------------------------------------------------------------------- */
+
+static void store_seed(const char *name, bool checkpoint, unsigned flags)
+{
+	pbox_io_memfs *fs;
+	FZ_CHECK(pbox_io_memfs_create(&fs) == 0, "memfs");
+	pbox_store_options o;
+	pbox_store_options_init(&o);
+	o.io = pbox_io_memfs_io(fs);
+	o.create = true;
+	o.page_size = 4096;
+	o.budget_bytes = 64 * 4096;
+	o.max_bytes = 64 * 4096;
+	o.wal_segment_size = 16u << 10;
+	o.wal_flush_delay_us = 0;
+	o.no_direct_io = true;
+	const pbox_redo_handler *h;
+	unsigned nh;
+	pbox_bt_redo_handlers(&h, &nh);
+	o.redo = h;
+	o.nredo = nh;
+	pbox_store *st;
+	FZ_CHECK(pbox_store_open("/st", &o, &st) == 0, "store");
+	pbox_bt *a, *b;
+	FZ_CHECK(pbox_bt_create(st, "a", &a) == 0 && pbox_bt_create(st, "b", &b) == 0, "trees");
+	uint8_t val[1500];
+	for (unsigned i = 0; i < 24; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "k%02u", i);
+		memset(val, (int)i, sizeof(val));
+		size_t vl = i % 8 == 5 ? 1500 : 20 + i;
+		FZ_CHECK(pbox_bt_upsert(i % 3 ? a : b, k, 3, val, vl, 0) == 0, "put");
+		if (checkpoint && i == 15)
+			FZ_CHECK(pbox_store_checkpoint(st) == 0, "checkpoint");
+	}
+	FZ_CHECK(pbox_bt_remove(a, "k01", 3, PBOX_BT_DURABLE) == 0, "remove");
+	pbox_bt_close(a);
+	pbox_bt_close(b);
+	pbox_io_memfs_powercut(fs, PBOX_POWERCUT_KEEP_ALL, 1);
+	(void)pbox_store_close(st);
+	pbox_io_memfs_restart(fs);
+	/* the image: flags, data length, data, segments from LSN 0 */
+	static uint8_t img[5 + 64 * 4096 + 8 * (16u << 10)];
+	size_t n = 5;
+	int64_t dl = pbox_io_memfs_peek(fs, "/st/data", img + 5, 64 * 4096, 0);
+	FZ_CHECK(dl > 0, "data");
+	/* keep the allocated pages only (the rest of the file is zeros) */
+	size_t used = (size_t)dl;
+	while (used > 4096 && img[5 + used - 1] == 0)
+		used--;
+	used = (used + 4095) / 4096 * 4096;
+	img[0] = (uint8_t)flags;
+	fz_put32(img + 1, (uint32_t)used);
+	n += used;
+	unsigned last = 0;
+	for (unsigned s = 0; s < 8; s++) {
+		char p[64];
+		snprintf(p, sizeof(p), "/st/wal/wal-%016llx.seg", (unsigned long long)s * (16u << 10));
+		int64_t sl = pbox_io_memfs_peek(fs, p, img + n + (size_t)s * (16u << 10), 16u << 10, 0);
+		if (sl > 0)
+			last = s + 1;
+		else
+			memset(img + n + (size_t)s * (16u << 10), 0, 16u << 10);
+	}
+	n += (size_t)last * (16u << 10);
+	out("store", name, img, n, NULL, 0);
+	pbox_io_memfs_destroy(fs);
+}
+
+/* ---- ops ----------------------------------------------------------------------------------- */
+
+static void ops_seeds(void)
+{
+	/* inserts, upserts (some overflow), lookups, a scan, a cursor walk, a batch, a
+	 * checkpoint, removes, a durable op, a power cut, a reopen, verify */
+	static const uint8_t a[] = {
+		0x00, 1, 3, 0x00, 2, 4, 0x01, 3, 7, 0x01, 9, 15, 0x81, 17, 2, 0x00, 25, 6,
+		0x04, 3, 255, 0x04, 9, 1, 0x05, 0, 32, 0x05, 0x83, 20, 0x06, 2, 0xf5,
+		0x06, 0x91, 0x37, 0x07, 4, 5, 1, 0x86, 0, 12, 9, 31, 3, 0x08, 0x03, 2,
+		0x02, 9, 40, 0x83, 3, 0, 0x0a, 2, 0x04, 17, 255, 0x09, 0x0b, 0x01, 30, 23,
+		0x0a, 1, 0x0b,
+	};
+	out("ops", "mixed", a, sizeof(a), NULL, 0);
+	uint8_t b[600];
+	size_t n = 0;
+	for (unsigned i = 0; i < 64 && n + 3 <= sizeof(b); i++) { /* a fill, some durable */
+		b[n++] = (uint8_t)(0x01 | (i % 9 == 8 ? 0x80 : 0));
+		b[n++] = (uint8_t)i;
+		b[n++] = (uint8_t)(i * 5);
+	}
+	b[n++] = 0x0a;
+	b[n++] = 3; /* a torn-tail cut */
+	for (unsigned i = 0; i < 40 && n + 2 <= sizeof(b); i++) {
+		b[n++] = 0x03;
+		b[n++] = (uint8_t)(i * 3);
+	}
+	b[n++] = 0x0b;
+	out("ops", "fill-cut-drain", b, n, NULL, 0);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s <corpus directory>\n", argv[0]);
+		return 2;
+	}
+	outdir = argv[1];
+	mkdir(outdir, 0755);
+	node_seed("leaf-4k", 4096, 0, false, 20, 40, true);
+	node_seed("leaf-4k-inf", 4096, 0, false, 6, 300, false);
+	node_seed("leaf-4k-empty", 4096, 0, false, 0, 0, true);
+	node_seed("inner-4k", 4096, 0, true, 30, 8, true);
+	node_seed("leaf-16k", 16384, 2, false, 60, 100, true);
+	wal_seed();
+	store_seed("crashed", false, 0);
+	store_seed("checkpointed-clean-close", true, 2 | 4);
+	store_seed("crashed-fix", false, 1);
+	ops_seeds();
+	return 0;
+}
