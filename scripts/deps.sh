@@ -8,7 +8,9 @@ pkgs=(build-essential cmake pkg-config liburing-dev libjemalloc-dev libhwloc-dev
       # pbox-bench's peer engines (bench/engine) and its plots
       librocksdb-dev libleveldb-dev libsqlite3-dev libwiredtiger-dev gnuplot-nox
       # kvstore's power-cut test (tests/kvstore): mkfs.xfs and xfs_io
-      xfsprogs)
+      xfsprogs
+      # the coverage report and gate (scripts/coverage.sh)
+      gcovr)
 missing=()
 for p in "${pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
