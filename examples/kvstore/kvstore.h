@@ -43,6 +43,8 @@ typedef struct kv_opts {
 	uint64_t budget;    /* 0: library default */
 	uint64_t page_size; /* 0: library default (only at creation) */
 	uint64_t max_bytes;
+	uint64_t ckpt_log;  /* --checkpoint-log: automatic checkpoint threshold, 0 = off */
+	bool ckpt_log_set;
 	bool durable;       /* --durability durable (default) */
 	bool sync_set;
 	pbox_wal_sync sync;

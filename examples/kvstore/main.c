@@ -31,6 +31,8 @@ static const char usage_text[] =
 	"  --wal-sync MODE         fdatasync (default), fsync, dsync or io_uring\n"
 	"  --tree NAME             tree to use (default \"default\")\n"
 	"  --max-size SIZE         largest the data file may grow (default 64G)\n"
+	"  --checkpoint-log SIZE   checkpoint automatically after this much log (default 256M;\n"
+	"                          0: only on `checkpoint` and at a clean close)\n"
 	"\n"
 	"commands:\n"
 	"  put K V                 store V under K\n"
@@ -101,6 +103,8 @@ int kv_open(const kv_opts *o, bool create, kv_db *db)
 	if (o->budget)
 		so.budget_bytes = o->budget;
 	so.max_bytes = o->max_bytes;
+	if (o->ckpt_log_set)
+		so.checkpoint_log_bytes = o->ckpt_log;
 	if (o->sync_set)
 		so.wal_sync = o->sync;
 	char err[512] = "";
@@ -497,6 +501,7 @@ static int cmd_stats(const kv_opts *o, int argc, char **argv)
 	ROW("free_pages", s.free_pages);
 	printf("%-26s %s\n", "direct_io", s.direct_io ? "yes" : "no");
 	ROW("checkpoints", s.checkpoints);
+	ROW("auto_checkpoints", s.auto_checkpoints);
 	printf("# pool\n");
 	ROW("budget_bytes", s.budget_bytes);
 	ROW("resident_pages", s.resident_pages);
@@ -685,6 +690,10 @@ static int parse_global(kv_opts *o, int argc, char **argv, int *next)
 		} else if (!strcmp(a, "--max-size")) {
 			if (kv_parse_size(v, &o->max_bytes) || o->max_bytes < (1u << 20))
 				return usage_error("bad --max-size (at least 1M)");
+		} else if (!strcmp(a, "--checkpoint-log")) {
+			if (kv_parse_size(v, &o->ckpt_log))
+				return usage_error("bad --checkpoint-log size");
+			o->ckpt_log_set = true;
 		} else if (!strcmp(a, "--durability")) {
 			if (!strcmp(v, "durable"))
 				o->durable = true;

@@ -151,6 +151,13 @@ struct pbox_store {
 	pthread_cond_t bg_cv;
 	pthread_t bg;
 	bool bg_running, bg_stop;
+	/* automatic checkpoints (optional): ac_mu + ac_cv, ac_stop */
+	pthread_mutex_t ac_mu;
+	pthread_cond_t ac_cv;
+	pthread_t ac;
+	bool ac_running, ac_stop;
+	uint64_t ac_bytes;
+	_Atomic uint64_t auto_checkpoints;
 
 	/* allocation: the meta page's latch serialises allocators; file growth under grow_mu */
 	_Atomic uint64_t page_count; /* mirror of the meta page's page count */

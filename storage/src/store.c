@@ -34,13 +34,6 @@
 
 #define GROW_CHUNK_BYTES (16ull << 20)
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void pbox_store_options_init(pbox_store_options *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -50,6 +43,7 @@ void pbox_store_options_init(pbox_store_options *o)
 	o->wal_sync = PBOX_WAL_SYNC_FDATASYNC;
 	o->wal_flush_delay_us = 1000;
 	o->wal_segment_size = 64ull << 20;
+	o->checkpoint_log_bytes = 256ull << 20;
 }
 
 uint32_t pbox_store_page_size(const pbox_store *st)
@@ -199,10 +193,65 @@ static int read_super(pbox_io *io, int fd, uint32_t *ps_out, uint64_t *gen, pbox
 	return err == PBOX_EVERSION ? err : PBOX_ECORRUPT;
 }
 
+/* ---- automatic checkpoints ------------------------------------------------------------------
+ * A thread looks at the log every 50 ms and checkpoints once ac_bytes have accumulated past
+ * the redo start. A failed checkpoint poisons the store (pbox_store_checkpoint), after which
+ * the thread only waits for close. */
+
+static void *ac_main(void *arg)
+{
+	pbox_store *st = arg;
+	pthread_mutex_lock(&st->ac_mu);
+	while (!st->ac_stop) {
+		pbox_lsn end = pbox_wal_end_lsn(st->wal);
+		pbox_lsn start = atomic_load(&st->redo_start);
+		if (!pbox__poisoned(st) && end > start && end - start >= st->ac_bytes) {
+			pthread_mutex_unlock(&st->ac_mu);
+			if (pbox_store_checkpoint(st) == 0)
+				atomic_fetch_add(&st->auto_checkpoints, 1);
+			pthread_mutex_lock(&st->ac_mu);
+			continue;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&st->ac_cv, &st->ac_mu, &ts);
+	}
+	pthread_mutex_unlock(&st->ac_mu);
+	return NULL;
+}
+
+static int ac_start(pbox_store *st, uint64_t bytes)
+{
+	st->ac_bytes = bytes;
+	int r = pthread_create(&st->ac, NULL, ac_main, st);
+	if (r)
+		return -r;
+	st->ac_running = true;
+	return 0;
+}
+
+static void ac_stop(pbox_store *st)
+{
+	if (!st->ac_running)
+		return;
+	pthread_mutex_lock(&st->ac_mu);
+	st->ac_stop = true;
+	pthread_cond_signal(&st->ac_cv);
+	pthread_mutex_unlock(&st->ac_mu);
+	pthread_join(st->ac, NULL);
+	st->ac_running = false;
+}
+
 /* ---- open / close ------------------------------------------------------------------------ */
 
 static void destroy(pbox_store *st)
 {
+	ac_stop(st);
 	pbox__pool_bg_stop(st);
 	if (st->wal)
 		pbox_wal_close(st->wal);
@@ -218,6 +267,8 @@ static void destroy(pbox_store *st)
 	pthread_mutex_destroy(&st->ring_mu);
 	pthread_mutex_destroy(&st->bg_mu);
 	pthread_cond_destroy(&st->bg_cv);
+	pthread_mutex_destroy(&st->ac_mu);
+	pthread_cond_destroy(&st->ac_cv);
 	pthread_rwlock_destroy(&st->ckpt_lock);
 	pbox_free(st->dir);
 	pbox_free(st);
@@ -225,7 +276,7 @@ static void destroy(pbox_store *st)
 
 static int recover(pbox_store *st)
 {
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = pbox_now_ns();
 	pbox_wal_iter *it;
 	int r = pbox_wal_iter_open(st->wal, atomic_load(&st->redo_start), &it);
 	if (r)
@@ -266,7 +317,7 @@ static int recover(pbox_store *st)
 	}
 out:
 	pbox_wal_iter_close(it);
-	st->rec_ns = mono_ns() - t0;
+	st->rec_ns = pbox_now_ns() - t0;
 	return r < 0 ? r : 0;
 }
 
@@ -313,6 +364,8 @@ int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **o
 	pthread_mutex_init(&st->ring_mu, NULL);
 	pthread_mutex_init(&st->bg_mu, NULL);
 	pthread_cond_init(&st->bg_cv, NULL);
+	pthread_mutex_init(&st->ac_mu, NULL);
+	pthread_cond_init(&st->ac_cv, NULL);
 	pthread_rwlock_init(&st->ckpt_lock, NULL);
 	atomic_store(&st->ckpt_epoch, 1);
 	pbox_io *io = st->io;
@@ -461,6 +514,8 @@ int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **o
 		goto fail;
 	if (o->background_evictor && (r = pbox__pool_bg_start(st)))
 		goto fail;
+	if (o->checkpoint_log_bytes && (r = ac_start(st, o->checkpoint_log_bytes)))
+		goto fail;
 	*out = st;
 	return 0;
 fail:
@@ -585,6 +640,7 @@ int pbox_store_close(pbox_store *st)
 {
 	if (!st)
 		return 0;
+	ac_stop(st);
 	pbox__pool_bg_stop(st);
 	int r = pbox__poisoned(st);
 	if (!r)
@@ -644,6 +700,7 @@ void pbox_store_get_stats(pbox_store *st, pbox_store_stats *s)
 	s->wal_durable = pbox_wal_durable_lsn(st->wal);
 	pthread_mutex_lock(&st->ckpt_mu);
 	s->checkpoints = st->checkpoints;
+	s->auto_checkpoints = atomic_load(&st->auto_checkpoints);
 	pthread_mutex_unlock(&st->ckpt_mu);
 	s->recovery_groups = st->rec_groups;
 	s->recovery_records = st->rec_records;

@@ -22,7 +22,7 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 vsize=4000
 n=$(( mib * 1048576 / (vsize + 300) ))   # the log also carries headers and page images
 mkfifo "$work/in"
-"$kv" -d "$store" --durability fast --budget 1G batch < "$work/in" > "$work/out" 2>"$work/err" &
+"$kv" -d "$store" --durability fast --budget 1G --checkpoint-log 0 batch < "$work/in" > "$work/out" 2>"$work/err" &
 bpid=$!
 exec 3>"$work/in"
 t0=$(now_ms)

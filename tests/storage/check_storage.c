@@ -246,6 +246,59 @@ START_TEST(test_create_crash)
 }
 END_TEST
 
+/* checkpoint_log_bytes: a thread checkpoints as the log grows, so the log since the redo
+ * start stays near the threshold however long the writers run; nothing is lost. */
+START_TEST(test_auto_checkpoint)
+{
+	pbox_io *io;
+	pbox_io_memfs *fs = new_fs(&io);
+	pbox_store_options o = opts(io);
+	o.checkpoint_log_bytes = 512 << 10;
+	pbox_store *st;
+	ck_assert_int_eq(pbox_store_open(DIR_, &o, &st), 0);
+	enum { NP = 32 };
+	pbox_pid pids[NP];
+	for (int i = 0; i < NP; i++) {
+		pbox_mtr *m;
+		ck_assert_int_eq(pbox_mtr_begin(st, &m), 0);
+		ck_assert_int_eq(pbox_mtr_alloc(m, PAGE_CTR, &pids[i], NULL), 0);
+		ck_assert_int_eq(pbox_mtr_commit(m, false, NULL), 0);
+	}
+	/* each change after a checkpoint logs a full page image: ~4 KiB a commit at first */
+	uint64_t sum[NP] = { 0 }, most = 0, n = 0;
+	pbox_store_stats s;
+	uint64_t t0 = (pbox_now_ns() / 1000000);
+	do {
+		for (int k = 0; k < 200; k++, n++) {
+			pbox_mtr *m;
+			int i = (int)(n % NP);
+			ck_assert_int_eq(pbox_mtr_begin(st, &m), 0);
+			ck_assert_int_eq(pbox_mtr_fix(m, pids[i], NULL), 0);
+			ck_assert_int_eq(mtr_add(m, pids[i], 0, 1), 0);
+			ck_assert_int_eq(pbox_mtr_commit(m, false, NULL), 0);
+			sum[i]++;
+		}
+		pbox_store_get_stats(st, &s);
+		if (s.wal_end - s.redo_start > most)
+			most = s.wal_end - s.redo_start;
+	} while (s.auto_checkpoints < 3 && (pbox_now_ns() / 1000000) - t0 < 20000);
+	ck_assert_uint_ge(s.auto_checkpoints, 3);
+	/* one 50 ms polling interval of writing beyond the threshold, at most */
+	ck_assert_msg(most < 64ull << 20, "log since the redo start reached %llu bytes",
+		      (unsigned long long)most);
+	ck_assert_int_eq(pbox_store_close(st), 0);
+	o.create = false;
+	o.checkpoint_log_bytes = 0;
+	ck_assert_int_eq(pbox_store_open(DIR_, &o, &st), 0);
+	for (int i = 0; i < NP; i++)
+		ck_assert_uint_eq(read_ctr(st, pids[i], 0), sum[i]);
+	pbox_store_get_stats(st, &s);
+	ck_assert_uint_eq(s.auto_checkpoints, 0);
+	ck_assert_int_eq(pbox_store_close(st), 0);
+	pbox_io_memfs_destroy(fs);
+}
+END_TEST
+
 /* ---- page sizes, superblocks ------------------------------------------------------------ */
 
 START_TEST(test_page_sizes_and_superblocks)
@@ -636,6 +689,7 @@ static Suite *suite(void)
 	TCase *tc = tcase_create("basic");
 	tcase_add_test(tc, test_create_reopen);
 	tcase_add_test(tc, test_create_crash);
+	tcase_add_test(tc, test_auto_checkpoint);
 	tcase_add_test(tc, test_page_sizes_and_superblocks);
 	tcase_add_test(tc, test_torn_page_restored);
 	tcase_add_test(tc, test_direct_io_fallback);

@@ -31,13 +31,6 @@
 #include <string.h>
 #include <time.h>
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void ring_put(pbox_wal *wal, uint64_t lsn, const void *src, size_t len)
 {
 	uint64_t off = lsn & (wal->buf_size - 1);
@@ -148,7 +141,7 @@ static int write_range(pbox_wal *wal, uint64_t a, uint64_t b, uint64_t sync_from
 				sfd[ns++] = fd;
 			}
 		}
-		uint64_t t0 = now_ns();
+		uint64_t t0 = pbox_now_ns();
 		if (wal->sync == PBOX_WAL_SYNC_IO_URING && wal->ring) {
 			pbox_io_req req[MAX_PIECES + 8];
 			unsigned n = 0;
@@ -217,7 +210,7 @@ static int write_range(pbox_wal *wal, uint64_t a, uint64_t b, uint64_t sync_from
 		}
 		PBOX_M_ADD(wal->m.writes, np);
 		if (sync_now) {
-			uint64_t dt = now_ns() - t0;
+			uint64_t dt = pbox_now_ns() - t0;
 			/* racy update by the single leader; read by waiters under mu: a hint only */
 			atomic_store_explicit(&wal->sync_ns_ema,
 					      (atomic_load_explicit(&wal->sync_ns_ema,
@@ -412,7 +405,7 @@ static int wait_for(pbox_wal *wal, uint64_t lsn, bool force_sync)
 		 * one sync serves them all; otherwise rounds settle at a fraction of the
 		 * committers. A lone committer never waits here (target 1, pending 1). */
 		if (wal->slot_tail - wal->round_seq < wal->gather_target) {
-			uint64_t now = now_ns();
+			uint64_t now = pbox_now_ns();
 			if (!gather_until)
 				gather_until = now + atomic_load_explicit(&wal->sync_ns_ema,
 								   memory_order_relaxed) / 2;
@@ -439,9 +432,9 @@ int pbox_wal_wait_durable(pbox_wal *wal, pbox_lsn lsn)
 	if (atomic_load_explicit(&wal->durable, memory_order_acquire) >= lsn)
 		return 0;
 #if PBOX_METRICS
-	uint64_t t0 = now_ns();
+	uint64_t t0 = pbox_now_ns();
 	int r = wait_for(wal, lsn, false);
-	PBOX_M_ADD(wal->m.wait_ns, now_ns() - t0);
+	PBOX_M_ADD(wal->m.wait_ns, pbox_now_ns() - t0);
 	return r;
 #else
 	return wait_for(wal, lsn, false);

@@ -64,13 +64,6 @@ static bool pow2_in(uint64_t v, uint64_t lo, uint64_t hi)
 	return v >= lo && v <= hi && (v & (v - 1)) == 0;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- directory listing ------------------------------------------------------------------- */
 
 typedef struct found {
@@ -263,7 +256,7 @@ int pbox_wal_open(const char *dir, const pbox_wal_options *o, pbox_wal **out)
 	if (!pow2_in(o->segment_size, 16 << 10, 1ull << 30) ||
 	    !pow2_in(o->buffer_size, 64 << 10, 1ull << 30) || (unsigned)o->sync > PBOX_WAL_SYNC_NONE)
 		return PBOX_EINVAL;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = pbox_now_ns();
 	pbox_wal *wal = pbox_aligned_alloc(PBOX_CACHELINE, sizeof(*wal));
 	if (!wal)
 		return -ENOMEM;
@@ -328,7 +321,7 @@ int pbox_wal_open(const char *dir, const pbox_wal_options *o, pbox_wal **out)
 			goto fail;
 		}
 		if (getrandom(&wal->log_id, sizeof(wal->log_id), 0) != sizeof(wal->log_id))
-			wal->log_id = mono_ns() ^ ((uint64_t)(uintptr_t)wal << 16);
+			wal->log_id = pbox_now_ns() ^ ((uint64_t)(uintptr_t)wal << 16);
 		for (size_t i = 0; i < l.n; i++)
 			if ((r = add_spare(wal, l.v[i].name)))
 				goto fail;
@@ -441,7 +434,7 @@ started:
 	wal->bg_running = true;
 	pbox__wal_reader_fini(&rd);
 	pbox_free(l.v);
-	wal->open_ns = mono_ns() - t0;
+	wal->open_ns = pbox_now_ns() - t0;
 	*out = wal;
 	return 0;
 fail:

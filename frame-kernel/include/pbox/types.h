@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <pbox/config.h>
 
@@ -65,6 +66,14 @@ void pbox_assert_fail(const char *expr, const char *file, int line) __attribute_
 #else
 #define PBOX_ASSERT(x) ((void)0)
 #endif
+
+/* A monotonic clock in nanoseconds (CLOCK_MONOTONIC), for durations and deadlines. */
+static inline uint64_t pbox_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 #ifdef __cplusplus
 }

@@ -97,6 +97,10 @@ typedef struct pbox_store_options {
 	pbox_wal_sync wal_sync;    /* default fdatasync */
 	uint32_t wal_flush_delay_us; /* background WAL flush ("fast" durability); default 1000 */
 	uint64_t wal_segment_size; /* default 64 MiB */
+	uint64_t checkpoint_log_bytes; /* a background thread checkpoints once this much log has
+	                              accumulated since the last checkpoint, which bounds the
+	                              log's disk use and recovery time (default 256 MiB: about
+	                              half a second of recovery here); 0: never automatically */
 	char *errbuf;              /* if non-NULL: on failure, a one-line explanation; on success
 	                              a notice, if any (e.g. the O_DIRECT fallback), else "" */
 	size_t errbuf_len;
@@ -199,7 +203,8 @@ typedef struct pbox_store_stats {
 	uint64_t budget_bytes, resident_pages, resident_bytes, dirty_pages;
 	bool direct_io;
 	pbox_lsn redo_start, wal_end, wal_durable;
-	uint64_t checkpoints;
+	uint64_t checkpoints;         /* since the store was created (all of them) */
+	uint64_t auto_checkpoints;    /* since this open, by the checkpoint_log_bytes thread */
 	/* last recovery */
 	uint64_t recovery_groups, recovery_records, recovery_bytes, recovery_pages_restored,
 		recovery_ns;
