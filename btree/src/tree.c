@@ -3,12 +3,14 @@
  * operations, splits (a root id that never changes), scans, verification, redo.
  *
  * Concurrency (ARCHITECTURE §8):
- *   R1 Readers and writers descend optimistically: each node is copied out under its
- *      latch version (pbox_latch_opt_copy) and the copy is validated before use, so nothing
- *      is written on the way down. A copied node is trusted only for the key range its
- *      fences state: if the key is outside them (the node was split after its parent was
- *      read), the descent restarts from the root. (Copying a page per level is the simple
- *      first form; reading in place through racy loads is the planned optimisation.)
+ *   R1 Readers and writers descend with optimistic lock coupling, reading each node in
+ *      place: search it through racy loads (racy.h; node.c bounds-checks every value it
+ *      loads), validate its version, fault the child in and take the child's version,
+ *      validate the node again — then the child is still the one the unchanged parent
+ *      names, so it covers the key at that version. Nothing is written or copied on the
+ *      way down; a failed validation restarts from the root, and 64 restarts fall back to
+ *      shared latch coupling (whose verdict is final). Lookups copy the value out of the
+ *      leaf and validate; scans and cursors copy whole leaves and validate.
  *   R2 A point change upgrades the leaf it read (pbox_mtr_fix_upgrade: succeeds only if the
  *      version did not move), changes it, logs one physiological record, commits.
  *   R3 A leaf without room is split by a separate structure mtr that latches the path
@@ -2321,5 +2323,232 @@ int pbox_bt_batch_commit(pbox_bt_batch *b, unsigned flags)
 	pbox_free(old_len);
 	pbox_free(buf);
 	batch_clear(b);
+	return r;
+}
+
+/* ---- reclaiming unreachable pages ------------------------------------------------------------ */
+
+typedef struct reach {
+	pbox_store *st;
+	uint32_t ps;
+	uint64_t npages;
+	uint64_t *bits;    /* one bit a page: reached */
+	unsigned char *buf;
+	pbox_pid *stack;
+	size_t nstack, cap;
+} reach;
+
+/* Mark pid reached; PBOX_ECORRUPT if it already was (a page in two places: a cycle). */
+static int mark_page(reach *rc, pbox_pid pid)
+{
+	if (pid < PBOX_BT_NODE_PID_MIN || pid >= rc->npages)
+		return PBOX_ECORRUPT;
+	uint64_t bit = 1ull << (pid & 63);
+	if (rc->bits[pid >> 6] & bit)
+		return PBOX_ECORRUPT;
+	rc->bits[pid >> 6] |= bit;
+	return 0;
+}
+
+/* Copy page pid under a shared latch. */
+static int read_shared(reach *rc, pbox_pid pid)
+{
+	int r = pbox_page_fix_shared(rc->st, pid);
+	if (r)
+		return r == PBOX_EINVAL ? PBOX_ECORRUPT : r;
+	memcpy(rc->buf, pbox_page_addr(rc->st, pid), rc->ps);
+	pbox_page_unfix_shared(rc->st, pid);
+	return 0;
+}
+
+static int mark_chain(reach *rc, pbox_pid first, uint64_t vlen)
+{
+	pbox_bt tmp = { .st = rc->st, .root = 0, .ps = rc->ps };
+	const uint32_t per = ovf_per_page(&tmp);
+	uint64_t pages = (vlen + per - 1) / per;
+	pbox_pid pid = first;
+	for (uint64_t i = 0; i < pages; i++) {
+		int r = mark_page(rc, pid);
+		if (r || (r = read_shared(rc, pid)))
+			return r;
+		if (page_type(rc->buf) != OVF_PAGE_TYPE)
+			return PBOX_ECORRUPT;
+		memcpy(&pid, rc->buf + PBOX_PAGE_HDR, 8);
+	}
+	return 0;
+}
+
+/* Mark every node and overflow page of the tree rooted at root. */
+static int mark_tree(reach *rc, pbox_pid root)
+{
+	int r = 0;
+	rc->nstack = 0;
+	rc->stack[rc->nstack++] = root;
+	while (rc->nstack && !r) {
+		pbox_pid pid = rc->stack[--rc->nstack];
+		if ((r = mark_page(rc, pid)) || (r = read_shared(rc, pid)))
+			break;
+		if (page_type(rc->buf) != BT_PAGE_TYPE)
+			return PBOX_ECORRUPT;
+		if (pbox__bt_node_verify(rc->buf, rc->ps))
+			return PBOX_ECORRUPT;
+		uint32_t cnt = pbox__bt_node_count(rc->buf);
+		if (pbox__bt_node_is_leaf(rc->buf)) {
+			for (uint32_t i = 0; i < cnt && !r; i++) {
+				const uint8_t *p;
+				uint32_t plen;
+				unsigned fl;
+				pbox_pid first;
+				uint64_t vlen;
+				if ((r = pbox__bt_node_payload(rc->buf, rc->ps, i, &p, &plen, &fl)) ||
+				    !(fl & PBOX_BT_SLOT_OVERFLOW))
+					continue;
+				if (!(r = parse_ref(p, plen, &first, &vlen))) {
+					/* the chain walk reuses buf: finish this leaf from a copy */
+					unsigned char *leaf = pbox_aligned_alloc(64, rc->ps);
+					if (!leaf)
+						return -ENOMEM;
+					memcpy(leaf, rc->buf, rc->ps);
+					r = mark_chain(rc, first, vlen);
+					memcpy(rc->buf, leaf, rc->ps);
+					pbox_free(leaf);
+				}
+			}
+			continue;
+		}
+		for (uint32_t i = 0; i <= cnt && !r; i++) {
+			pbox_pid child;
+			if ((r = pbox__bt_node_child(rc->buf, rc->ps, i, &child)))
+				break;
+			if (rc->nstack == rc->cap) {
+				pbox_pid *ns = pbox_realloc(rc->stack, 2 * rc->cap * sizeof(pbox_pid));
+				if (!ns)
+					return -ENOMEM;
+				rc->stack = ns;
+				rc->cap *= 2;
+			}
+			rc->stack[rc->nstack++] = child;
+		}
+	}
+	return r;
+}
+
+typedef struct roots {
+	pbox_pid *v;
+	size_t n, cap;
+	int r;
+} roots;
+
+static int collect_root(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+	(void)key;
+	(void)klen;
+	roots *rs = arg;
+	pbox_pid root;
+	if (vlen != sizeof(root)) {
+		rs->r = PBOX_ECORRUPT;
+		return 1;
+	}
+	memcpy(&root, val, sizeof(root));
+	if (rs->n == rs->cap) {
+		size_t nc = rs->cap ? 2 * rs->cap : 16;
+		pbox_pid *nv = pbox_realloc(rs->v, nc * sizeof(pbox_pid));
+		if (!nv) {
+			rs->r = -ENOMEM;
+			return 1;
+		}
+		rs->v = nv;
+		rs->cap = nc;
+	}
+	rs->v[rs->n++] = root;
+	return 0;
+}
+
+/* Free unreachable btree pages in one mtr (durable: a reclaim is a maintenance step). */
+static int free_pages(pbox_store *st, const pbox_pid *v, unsigned n)
+{
+	pbox_mtr *m;
+	int r = pbox_mtr_begin(st, &m);
+	if (r)
+		return r;
+	bool changed = false;
+	for (unsigned i = 0; i < n && !r; i++) {
+		void *page;
+		if ((r = pbox_mtr_fix(m, v[i], &page)))
+			break;
+		uint16_t t = page_type(page);
+		if ((t == BT_PAGE_TYPE && ((unsigned char *)page)[PBOX_PAGE_HDR] != DROPPED_KIND) ||
+		    t == OVF_PAGE_TYPE) {
+			r = pbox_mtr_free(m, v[i]);
+			changed = true;
+		}
+	}
+	if (r) {
+		pbox_mtr_abort(m, changed);
+		return r;
+	}
+	return pbox_mtr_commit(m, true, NULL);
+}
+
+int pbox_bt_reclaim(pbox_store *st, bool reclaim, uint64_t *leaked)
+{
+	if (!st || !leaked)
+		return PBOX_EINVAL;
+	pbox_store_stats s;
+	pbox_store_get_stats(st, &s);
+	reach rc = { .st = st, .ps = s.page_size, .npages = s.page_count, .cap = 64 };
+	roots rs = { 0 };
+	rc.bits = pbox_calloc((rc.npages + 63) / 64, 8);
+	rc.buf = pbox_aligned_alloc(64, rc.ps);
+	rc.stack = pbox_malloc(rc.cap * sizeof(pbox_pid));
+	int r = 0;
+	uint64_t n = 0;
+	if (!rc.bits || !rc.buf || !rc.stack) {
+		r = -ENOMEM;
+		goto out;
+	}
+	/* 1: what the catalog reaches */
+	pbox_bt cat;
+	r = catalog(st, false, &cat);
+	if (r == PBOX_ENOTFOUND) {
+		r = 0; /* no trees: every btree page is unreachable */
+	} else if (!r) {
+		if ((r = pbox_bt_scan(&cat, NULL, 0, NULL, 0, collect_root, &rs)) == 1)
+			r = rs.r;
+		if (!r)
+			r = mark_tree(&rc, cat.root);
+		for (size_t i = 0; i < rs.n && !r; i++)
+			r = mark_tree(&rc, rs.v[i]);
+	}
+	/* 2: btree pages nothing reaches, freed a few per mtr */
+	pbox_pid batch[16];
+	unsigned nb = 0;
+	for (pbox_pid pid = PBOX_BT_NODE_PID_MIN; pid < rc.npages && !r; pid++) {
+		if (rc.bits[pid >> 6] & (1ull << (pid & 63)))
+			continue;
+		if ((r = read_shared(&rc, pid)))
+			break;
+		uint16_t t = page_type(rc.buf);
+		if (t != BT_PAGE_TYPE && t != OVF_PAGE_TYPE)
+			continue;
+		/* a dropped tree's root stays behind on purpose: handles still open on that
+		 * tree read it and get PBOX_ECLOSED (reused, it could be another tree's node) */
+		if (t == BT_PAGE_TYPE && rc.buf[PBOX_PAGE_HDR] == DROPPED_KIND)
+			continue;
+		n++;
+		if (reclaim && (batch[nb++] = pid, nb == 16)) {
+			r = free_pages(st, batch, nb);
+			nb = 0;
+		}
+	}
+	if (!r && nb)
+		r = free_pages(st, batch, nb);
+out:
+	if (!r)
+		*leaked = n;
+	pbox_free(rs.v);
+	pbox_free(rc.bits);
+	pbox_free(rc.buf);
+	pbox_free(rc.stack);
 	return r;
 }

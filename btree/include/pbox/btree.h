@@ -192,6 +192,20 @@ typedef struct pbox_bt_verify_info {
  * latches top-down (concurrent writers wait). 0 or PBOX_ECORRUPT (or an I/O error). */
 int pbox_bt_verify(pbox_bt *bt, pbox_bt_verify_info *info);
 
+/* ---- space left behind by crashes ------------------------------------------------------- */
+
+/* Pages of the btree's types that no tree reaches: an overflow chain written just before a
+ * crash whose leaf change never committed, or the pages of a tree whose drop was cut short.
+ * Walks the catalog, every tree and every overflow chain, then reads the type of every page
+ * of the store (a full pass over the data file: a maintenance call, e.g. after a crash).
+ * *leaked receives their number; with reclaim they are also freed for reuse. Pages of other
+ * types (free pages, other data structures') are never touched, nor the root page a drop
+ * leaves behind (one page per dropped tree: handles still open on the dropped tree read it
+ * and get PBOX_ECLOSED; were it reused they could reach another tree). Must not run concurrently
+ * with changes to any tree of the store (an in-flight change's new chain is not reachable
+ * yet). 0, PBOX_ECORRUPT (a page reachable twice, a broken chain), or an I/O error. */
+int pbox_bt_reclaim(pbox_store *st, bool reclaim, uint64_t *leaked);
+
 #ifdef __cplusplus
 }
 #endif
