@@ -421,8 +421,8 @@ static int search(const uint8_t *n, const hdr *h, const uint8_t *key, uint32_t k
 	return 0;
 }
 
-int pbox__bt_node_lower_bound(const void *page, uint32_t ps, const void *key, uint32_t klen,
-			      uint32_t *pos, bool *exact)
+static int lower_bound(const void *page, uint32_t ps, const void *key, uint32_t klen,
+		       bool in_range, uint32_t *pos, bool *exact)
 {
 	hdr h;
 	int rc = hdr_load(page, ps, &h);
@@ -430,19 +430,19 @@ int pbox__bt_node_lower_bound(const void *page, uint32_t ps, const void *key, ui
 		return rc;
 	if (!key && klen)
 		return PBOX_EINVAL;
-	return search(cnode(page), &h, key, klen, false, pos, exact);
+	return search(cnode(page), &h, key, klen, in_range, pos, exact);
+}
+
+int pbox__bt_node_lower_bound(const void *page, uint32_t ps, const void *key, uint32_t klen,
+			      uint32_t *pos, bool *exact)
+{
+	return lower_bound(page, ps, key, klen, false, pos, exact);
 }
 
 int pbox__bt_node_lower_bound_in(const void *page, uint32_t ps, const void *key,
 				 uint32_t klen, uint32_t *pos, bool *exact)
 {
-	hdr h;
-	int rc = hdr_load(page, ps, &h);
-	if (rc)
-		return rc;
-	if (!key && klen)
-		return PBOX_EINVAL;
-	return search(cnode(page), &h, key, klen, true, pos, exact);
+	return lower_bound(page, ps, key, klen, true, pos, exact);
 }
 
 /* ---- reading --------------------------------------------------------------------------------- */
