@@ -14,9 +14,10 @@ b=${1:-$root/build/coverage}
 gate="$root/scripts/coverage-gate.txt"
 filter="$root/(frame-kernel|swip-kernel|hybrid-latch|wal|storage|btree)/(src|include)/"
 common=(-r "$root" --object-directory "$b" --filter "$filter" --exclude-unreachable-branches
+        --gcov-ignore-parse-errors
         --exclude-throw-branches)
 gcovr "${common[@]}" --txt "$b/coverage.txt" --html-details "$b/coverage.html" \
-      --json-summary "$b/coverage-summary.json" >/dev/null
+      --json-summary "$b/coverage-summary.json" >/dev/null 2>"$b/gcovr.log"
 read -r line branch < <(python3 - "$b/coverage-summary.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))

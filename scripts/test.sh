@@ -63,7 +63,7 @@ fuzz_build() {
 coverage_build() {
   local dir="$root/build/coverage"
   echo "=== pagebox: coverage build ($dir) ==="
-  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS=--coverage \
+  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS="--coverage -fprofile-update=atomic" \
         -DCMAKE_EXE_LINKER_FLAGS=--coverage -DPBOX_BUILD_BENCH=OFF -DPBOX_WERROR=$werror \
         -DPBOX_STRESS_SCALE="$scale" >/dev/null
   cmake --build "$dir" -j "$jobs"
