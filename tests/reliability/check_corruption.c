@@ -21,8 +21,8 @@
  * Never a crash, another error, a value that was not the last one written, or a key that
  * appears or disappears.
  *
- * Release builds flip every byte; sanitizer builds every 8th (from an offset the seed
- * chooses), PBOX_STRESS_SCALE > 1 every byte there too.
+ * Release builds flip every byte; ASan builds every 8th, TSan builds every 32nd (from an
+ * offset the seed chooses), PBOX_STRESS_SCALE > 1 every byte there too.
  */
 #include "rel_common.h"
 
@@ -302,7 +302,9 @@ static void sweep_files(bool wal, unsigned stride, unsigned start)
 
 static unsigned stride(void)
 {
-	return REL_SANITIZED && pbox_test_scale() == 1 ? 8 : 1;
+	if (pbox_test_scale() > 1)
+		return 1;
+	return REL_TSAN ? 32 : REL_SANITIZED ? 8 : 1;
 }
 
 START_TEST(test_data_file)
