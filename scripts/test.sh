@@ -70,7 +70,8 @@ coverage_build() {
   find "$dir" -name '*.gcda' -delete
   echo "=== pagebox: coverage tests ==="
   local rc=0
-  (cd "$dir" && ctest --output-on-failure --timeout 900 -E '^(kvstore_|install_consumer)') || rc=1
+  (cd "$dir" && PBOX_CORRUPTION_STRIDE=8 ctest --output-on-failure --timeout 900 \
+     -E '^(kvstore_|install_consumer)') || rc=1
   "$root/scripts/coverage.sh" "$dir" || rc=1
   return $rc
 }

@@ -22,7 +22,8 @@
  * appears or disappears.
  *
  * Release builds flip every byte; ASan builds every 8th, TSan builds every 32nd (from an
- * offset the seed chooses), PBOX_STRESS_SCALE > 1 every byte there too.
+ * offset the seed chooses), PBOX_STRESS_SCALE > 1 every byte there too;
+ * PBOX_CORRUPTION_STRIDE=n flips every nth byte (the coverage build uses 8).
  */
 #include "rel_common.h"
 
@@ -302,6 +303,9 @@ static void sweep_files(bool wal, unsigned stride, unsigned start)
 
 static unsigned stride(void)
 {
+	const char *e = getenv("PBOX_CORRUPTION_STRIDE"); /* the coverage build samples */
+	if (e && atoi(e) > 0)
+		return (unsigned)atoi(e);
 	if (pbox_test_scale() > 1)
 		return 1;
 	return REL_TSAN ? 32 : REL_SANITIZED ? 8 : 1;
