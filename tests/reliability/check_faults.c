@@ -69,6 +69,7 @@ static void fx_init(fx *x)
 	x->o.wal_segment_size = 256u << 10;
 	x->o.wal_flush_delay_us = 0;     /* no background thread: call counts are exact */
 	x->o.wal_sync = wal_sync;
+	x->o.checkpoint_log_bytes = 0;   /* no automatic checkpoints: nothing runs on its own */
 	x->o.no_direct_io = true;
 	const pbox_redo_handler *h;
 	unsigned nh;
