@@ -62,11 +62,6 @@ struct pbox_bt {
 	uint32_t ps;
 };
 
-static inline unsigned char *node_of(void *page)
-{
-	return page;
-}
-
 static uint16_t page_type(const void *page)
 {
 	uint16_t t;

@@ -184,7 +184,7 @@ int kv_cmd_stress(const kv_opts *o, int argc, char **argv)
 	uint64_t threads = 0, batch = 1, vsize = 100;
 	double seconds = -1;
 	const char *ack = NULL;
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) { /* option, value */
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int bad = !v;
 		if (!bad && !strcmp(a, "--threads"))
@@ -206,7 +206,6 @@ int kv_cmd_stress(const kv_opts *o, int argc, char **argv)
 				a);
 			return KV_EXIT_USAGE;
 		}
-		i++;
 	}
 	if (!threads || seconds < 0 || !ack) {
 		fprintf(stderr, "kvstore: stress needs --threads, --seconds and --ack-file\n");

@@ -271,8 +271,10 @@ int pbox_mtr_commit(pbox_mtr *m, bool durable, pbox_lsn *lsn_out)
 {
 	pbox_store *st = m->st;
 	if (m->nrec == 0) {
+		/* nothing to log; a durable commit still promises that everything committed
+		 * before it is durable (a barrier) */
 		release_all(m);
-		return 0;
+		return durable ? pbox_wal_flush(st->wal) : 0;
 	}
 	const uint32_t ps = st->pub.page_size;
 	int r = 0;

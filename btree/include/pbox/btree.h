@@ -178,7 +178,9 @@ int pbox_bt_batch_del(pbox_bt_batch *b, pbox_bt *bt, const void *key, size_t kle
 /* Number of operations recorded. */
 size_t pbox_bt_batch_count(const pbox_bt_batch *b);
 /* Apply atomically (flags: PBOX_BT_DURABLE); the batch is empty afterwards, whatever the
- * result. */
+ * result. A durable commit returns once the batch and every change committed before it are
+ * on disk — also when the batch changes nothing (deletes of absent keys); an empty batch
+ * names no store and does nothing. */
 int pbox_bt_batch_commit(pbox_bt_batch *b, unsigned flags);
 
 /* ---- checking ---------------------------------------------------------------------------- */

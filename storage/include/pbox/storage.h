@@ -175,7 +175,9 @@ int pbox_mtr_log(pbox_mtr *m, pbox_pid pid, uint16_t type, const void *payload, 
 int pbox_mtr_write(pbox_mtr *m, pbox_pid pid, uint32_t off, const void *src, uint32_t len);
 /* Commit: one WAL group (with full-page images where a page changes for the first time
  * since the last checkpoint), page LSNs stamped, latches released, the mtr freed. With
- * durable, returns once the group is on disk. *lsn (if non-NULL) gets the group's LSN.
+ * durable, returns once the group — and so every group committed before it — is on disk;
+ * an mtr that logged nothing commits no group, and with durable it still waits until every
+ * earlier group is on disk (a barrier). *lsn (if non-NULL) gets the group's LSN.
  * A commit that fails poisons the store (its changes are in memory but not in the log). */
 int pbox_mtr_commit(pbox_mtr *m, bool durable, pbox_lsn *lsn);
 /* Release everything without logging. Only valid if no page was changed (e.g. after a
