@@ -1,0 +1,42 @@
+reset
+set terminal svg size 1000,520 dynamic font 'sans,11'
+set datafile missing '-'
+set key outside right top
+set grid ytics
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set logscale y
+set yrange [1:*]
+set xtics rotate by -30
+set ylabel 'operations/s (median, log scale)'
+set title 'Throughput per workload, 1 thread, 200000 keys, durable, out of memory'
+set output 'bench/results/oom/throughput-t1.svg'
+plot for [i=2:6] 'bench/results/oom/throughput-t1.dat' using i:xtic(1) title columnheader(i)
+reset
+set terminal svg size 1000,520 dynamic font 'sans,11'
+set datafile missing '-'
+set key outside right top
+set grid ytics
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set logscale y
+set yrange [1:*]
+set xtics rotate by -30
+set ylabel 'operations/s (median, log scale)'
+set title 'Throughput per workload, 2 threads, 200000 keys, durable, out of memory'
+set output 'bench/results/oom/throughput-t2.svg'
+plot for [i=2:6] 'bench/results/oom/throughput-t2.dat' using i:xtic(1) title columnheader(i)
+reset
+set terminal svg size 900,520 dynamic font 'sans,11'
+set datafile missing '-'
+set key outside right top
+set grid
+set logscale y
+set logscale x 2
+set xlabel 'threads'
+set ylabel 'operations/s (median)'
+set title 'Uniform lookups against threads'
+set output 'bench/results/oom/lookup-threads.svg'
+plot for [i=2:6] 'bench/results/oom/lookup-threads.dat' using 1:i title columnheader(i) with linespoints lw 2
