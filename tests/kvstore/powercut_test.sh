@@ -29,9 +29,11 @@ echo "kvstore_powercut: seed $seed (rerun with PBOX_SEED=$seed), $cycles cycles 
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/kvpowercut.XXXXXX")
 img=$work/fs.img mnt=$work/mnt dev=""
+# (not mountpoint(1): on a file system that was shut down, stat fails with EIO)
+is_mounted() { grep -q " $mnt " /proc/mounts; }
 cleanup() {
   [ -n "${wpid:-}" ] && kill -9 "$wpid" 2>/dev/null
-  mountpoint -q "$mnt" 2>/dev/null && umount "$mnt"
+  is_mounted && { umount "$mnt" 2>/dev/null || umount -l "$mnt"; }
   [ -n "$dev" ] && losetup -d "$dev" 2>/dev/null
   if [ "${keep:-0}" = 1 ]; then echo "kvstore_powercut: kept $work"; else rm -rf "$work"; fi
 }
@@ -68,7 +70,10 @@ for cyc in $(seq 1 "$cycles"); do
   kill -9 $wpid
   wait $wpid 2>/dev/null
   wpid=""
-  umount "$mnt" || fail "umount failed"
+  # the killed writer's last references (io_uring workers finishing cancelled requests)
+  # can keep the mount busy for a moment after wait returns
+  for _ in $(seq 1 150); do umount "$mnt" 2>/dev/null && break; sleep 0.2; done
+  is_mounted && fail "umount failed (still busy after 30 s: $(fuser -vm "$mnt" 2>&1 | tr '\n' ' '))"
   mount "$dev" "$mnt" || fail "mount after the cut failed"
   # a torn last ack line is tolerated by check-acks; keep the file line-aligned anyway
   [ -s "$acks" ] && [ "$(tail -c1 "$acks" | od -An -c | tr -d ' ')" != '\n' ] && sed -i '$d' "$acks"
