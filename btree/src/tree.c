@@ -2328,7 +2328,8 @@ typedef struct reach {
 	uint32_t ps;
 	uint64_t npages;
 	uint64_t *bits;    /* one bit a page: reached */
-	unsigned char *buf;
+	unsigned char *buf;  /* the node being walked */
+	unsigned char *cbuf; /* an overflow page of one of its chains */
 	pbox_pid *stack;
 	size_t nstack, cap;
 } reach;
@@ -2345,13 +2346,13 @@ static int mark_page(reach *rc, pbox_pid pid)
 	return 0;
 }
 
-/* Copy page pid under a shared latch. */
-static int read_shared(reach *rc, pbox_pid pid)
+/* Copy page pid into dst under a shared latch. */
+static int read_shared(reach *rc, pbox_pid pid, unsigned char *dst)
 {
 	int r = pbox_page_fix_shared(rc->st, pid);
 	if (r)
 		return r == PBOX_EINVAL ? PBOX_ECORRUPT : r;
-	memcpy(rc->buf, pbox_page_addr(rc->st, pid), rc->ps);
+	memcpy(dst, pbox_page_addr(rc->st, pid), rc->ps);
 	pbox_page_unfix_shared(rc->st, pid);
 	return 0;
 }
@@ -2364,11 +2365,11 @@ static int mark_chain(reach *rc, pbox_pid first, uint64_t vlen)
 	pbox_pid pid = first;
 	for (uint64_t i = 0; i < pages; i++) {
 		int r = mark_page(rc, pid);
-		if (r || (r = read_shared(rc, pid)))
+		if (r || (r = read_shared(rc, pid, rc->cbuf)))
 			return r;
-		if (page_type(rc->buf) != OVF_PAGE_TYPE)
+		if (page_type(rc->cbuf) != OVF_PAGE_TYPE)
 			return PBOX_ECORRUPT;
-		memcpy(&pid, rc->buf + PBOX_PAGE_HDR, 8);
+		memcpy(&pid, rc->cbuf + PBOX_PAGE_HDR, 8);
 	}
 	return 0;
 }
@@ -2381,7 +2382,7 @@ static int mark_tree(reach *rc, pbox_pid root)
 	rc->stack[rc->nstack++] = root;
 	while (rc->nstack && !r) {
 		pbox_pid pid = rc->stack[--rc->nstack];
-		if ((r = mark_page(rc, pid)) || (r = read_shared(rc, pid)))
+		if ((r = mark_page(rc, pid)) || (r = read_shared(rc, pid, rc->buf)))
 			break;
 		if (page_type(rc->buf) != BT_PAGE_TYPE)
 			return PBOX_ECORRUPT;
@@ -2398,16 +2399,8 @@ static int mark_tree(reach *rc, pbox_pid root)
 				if ((r = pbox__bt_node_payload(rc->buf, rc->ps, i, &p, &plen, &fl)) ||
 				    !(fl & PBOX_BT_SLOT_OVERFLOW))
 					continue;
-				if (!(r = parse_ref(p, plen, &first, &vlen))) {
-					/* the chain walk reuses buf: finish this leaf from a copy */
-					unsigned char *leaf = pbox_aligned_alloc(64, rc->ps);
-					if (!leaf)
-						return -ENOMEM;
-					memcpy(leaf, rc->buf, rc->ps);
+				if (!(r = parse_ref(p, plen, &first, &vlen)))
 					r = mark_chain(rc, first, vlen);
-					memcpy(rc->buf, leaf, rc->ps);
-					pbox_free(leaf);
-				}
 			}
 			continue;
 		}
@@ -2495,10 +2488,11 @@ int pbox_bt_reclaim(pbox_store *st, bool reclaim, uint64_t *leaked)
 	roots rs = { 0 };
 	rc.bits = pbox_calloc((rc.npages + 63) / 64, 8);
 	rc.buf = pbox_aligned_alloc(64, rc.ps);
+	rc.cbuf = pbox_aligned_alloc(64, rc.ps);
 	rc.stack = pbox_malloc(rc.cap * sizeof(pbox_pid));
 	int r = 0;
 	uint64_t n = 0;
-	if (!rc.bits || !rc.buf || !rc.stack) {
+	if (!rc.bits || !rc.buf || !rc.cbuf || !rc.stack) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -2521,7 +2515,7 @@ int pbox_bt_reclaim(pbox_store *st, bool reclaim, uint64_t *leaked)
 	for (pbox_pid pid = PBOX_BT_NODE_PID_MIN; pid < rc.npages && !r; pid++) {
 		if (rc.bits[pid >> 6] & (1ull << (pid & 63)))
 			continue;
-		if ((r = read_shared(&rc, pid)))
+		if ((r = read_shared(&rc, pid, rc.buf)))
 			break;
 		uint16_t t = page_type(rc.buf);
 		if (t != BT_PAGE_TYPE && t != OVF_PAGE_TYPE)
@@ -2544,6 +2538,7 @@ out:
 	pbox_free(rs.v);
 	pbox_free(rc.bits);
 	pbox_free(rc.buf);
+	pbox_free(rc.cbuf);
 	pbox_free(rc.stack);
 	return r;
 }
