@@ -39,7 +39,9 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$mnt"
-truncate -s 512M "$img"   # sparse; XFS wants at least 300 MiB
+# sparse; XFS wants at least 300 MiB. 20 cycles grow the data file to ~150 MiB and the log
+# to --checkpoint-log (64 MiB) plus the segments in flight: 1 GiB leaves room for both.
+truncate -s 1G "$img"
 "${mkfs[@]}" "$img" >/dev/null 2>&1 || skip "$fstype mkfs failed"
 dev=$(losetup -f --show "$img" 2>/dev/null) || skip "no free loop device"
 mount "$dev" "$mnt" 2>/dev/null || skip "cannot mount a $fstype loop device here"
@@ -61,7 +63,7 @@ for cyc in $(seq 1 "$cycles"); do
   delay=$(printf '0.%03d' $((50 + RANDOM % 500)))
   before=$(wc -l < "$acks")
   echo "--- cycle $cyc: stress --threads $threads --batch $b --value-size $vs, cut after ${delay}s" >>"$log"
-  "$kv" -d "$store" --budget 16M stress --threads $threads --seconds 60 --ack-file "$acks" \
+  "$kv" -d "$store" --budget 16M --checkpoint-log 64M stress --threads $threads --seconds 60 --ack-file "$acks" \
         --batch $b --value-size $vs >>"$log" 2>&1 &
   wpid=$!
   sleep "$delay"
