@@ -1712,6 +1712,7 @@ struct pbox_bt_cursor {
 	uint64_t version;   /* the leaf's latch version when copied */
 	uint32_t pos;       /* current slot in the copy */
 	bool positioned;
+	bool reseek;        /* key is current but the copy is not about it: find it again */
 	unsigned char *key; /* current key (PBOX_BT_KEY_MAX_ANY + 1 bytes) */
 	uint32_t klen;
 	unsigned char *tmp; /* a search key */
@@ -1758,6 +1759,7 @@ static int settle(pbox_bt_cursor *c, uint32_t pos)
 		return r;
 	c->pos = pos;
 	c->positioned = true;
+	c->reseek = false;
 	return 0;
 }
 
@@ -1903,10 +1905,19 @@ int pbox_bt_cursor_last(pbox_bt_cursor *c)
 	return seek_le(c, "", 0, false, true);
 }
 
-/* Is the copy still what the leaf holds? */
+/* Is the copy about the current key and still what the leaf holds? */
 static bool fresh(pbox_bt_cursor *c)
 {
-	return pbox_page_validate(c->bt->st, c->leaf_pid, c->version);
+	return !c->reseek && pbox_page_validate(c->bt->st, c->leaf_pid, c->version);
+}
+
+/* A move found nothing (or failed) after the search overwrote the copy: the cursor stays on
+ * its key (the search never changes c->key unless it lands), and the next move or value
+ * read searches from that key again. */
+static int stay(pbox_bt_cursor *c, int r)
+{
+	c->reseek = true;
+	return r;
 }
 
 int pbox_bt_cursor_next(pbox_bt_cursor *c)
@@ -1916,19 +1927,8 @@ int pbox_bt_cursor_next(pbox_bt_cursor *c)
 	if (fresh(c) && c->pos + 1 < pbox__bt_node_count(c->leaf))
 		return settle(c, c->pos + 1);
 	/* past this leaf, or it changed: the first key above the current one */
-	unsigned char cur[PBOX_BT_KEY_MAX_ANY];
-	uint32_t clen = c->klen;
-	memcpy(cur, c->key, clen);
-	uint32_t saved_pos = c->pos;
-	int r = seek_ge(c, cur, clen, true);
-	if (r == PBOX_ENOTFOUND) { /* stay on the current key */
-		memcpy(c->key, cur, clen);
-		c->klen = clen;
-		c->pos = saved_pos;
-		if (seek_ge(c, cur, clen, false) != 0)
-			c->positioned = false;
-	}
-	return r;
+	int r = seek_ge(c, c->key, c->klen, true);
+	return r ? stay(c, r) : 0;
 }
 
 int pbox_bt_cursor_prev(pbox_bt_cursor *c)
@@ -1937,13 +1937,8 @@ int pbox_bt_cursor_prev(pbox_bt_cursor *c)
 		return PBOX_EINVAL;
 	if (fresh(c) && c->pos > 0)
 		return settle(c, c->pos - 1);
-	unsigned char cur[PBOX_BT_KEY_MAX_ANY];
-	uint32_t clen = c->klen;
-	memcpy(cur, c->key, clen);
-	int r = seek_le(c, cur, clen, true, false);
-	if (r == PBOX_ENOTFOUND && seek_le(c, cur, clen, false, false) != 0)
-		c->positioned = false;
-	return r;
+	int r = seek_le(c, c->key, c->klen, true, false);
+	return r ? stay(c, r) : 0;
 }
 
 int pbox_bt_cursor_key(pbox_bt_cursor *c, const void **key, size_t *klen)
@@ -1955,23 +1950,39 @@ int pbox_bt_cursor_key(pbox_bt_cursor *c, const void **key, size_t *klen)
 	return 0;
 }
 
+/* Bring the copy back to the current key after a move or a value read lost it: 0, or
+ * PBOX_ENOTFOUND when the key was removed meanwhile (the cursor stays on it). */
+static int refind(pbox_bt_cursor *c)
+{
+	unsigned char k[PBOX_BT_KEY_MAX_ANY];
+	uint32_t kl = c->klen;
+	memcpy(k, c->key, kl);
+	int r = seek_ge(c, k, kl, false);
+	if (r)
+		return stay(c, r);
+	if (cmp_keys(c->key, c->klen, k, kl) != 0) { /* landed above it: put the key back */
+		memcpy(c->key, k, kl);
+		c->klen = kl;
+		return stay(c, PBOX_ENOTFOUND);
+	}
+	return 0;
+}
+
 int pbox_bt_cursor_value(pbox_bt_cursor *c, const void **val, size_t *vlen)
 {
 	if (!c || !c->positioned || !val || !vlen)
 		return PBOX_EINVAL;
 	for (unsigned tries = 0;; tries++) {
-		int r = leaf_value(c->bt, c->leaf, c->leaf_pid, c->key, c->klen, c->pos, val, vlen,
-				   &c->heap, &c->heap_cap);
-		if (r != PBOX_ERESTART || tries > 1000)
-			return r == PBOX_ERESTART ? PBOX_EBUSY : r;
-		/* the leaf changed under a long value: find the same key again */
-		unsigned char k[PBOX_BT_KEY_MAX_ANY];
-		uint32_t kl = c->klen;
-		memcpy(k, c->key, kl);
-		if ((r = seek_ge(c, k, kl, false)))
+		int r;
+		if (c->reseek && (r = refind(c)))
 			return r;
-		if (cmp_keys(c->key, c->klen, k, kl) != 0)
-			return PBOX_ENOTFOUND; /* removed meanwhile: now on the next key */
+		r = leaf_value(c->bt, c->leaf, c->leaf_pid, c->key, c->klen, c->pos, val, vlen,
+			       &c->heap, &c->heap_cap);
+		if (r != PBOX_ERESTART)
+			return r;
+		if (tries > 1000)
+			return PBOX_EBUSY;
+		c->reseek = true; /* the leaf changed under a long value: find the key again */
 	}
 }
 
@@ -1995,7 +2006,12 @@ int pbox_bt_scan_ex(pbox_bt *bt, const void *start, size_t slen, const void *end
 			break;
 		const void *v;
 		size_t vl;
-		if ((r = pbox_bt_cursor_value(c, &v, &vl)) || (r = fn(c->key, c->klen, v, vl, arg)))
+		r = pbox_bt_cursor_value(c, &v, &vl);
+		if (r == PBOX_ENOTFOUND) { /* removed since the cursor reached it: skip it */
+			r = pbox_bt_cursor_prev(c);
+			continue;
+		}
+		if (r || (r = fn(c->key, c->klen, v, vl, arg)))
 			break;
 		r = pbox_bt_cursor_prev(c);
 	}

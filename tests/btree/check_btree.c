@@ -1253,6 +1253,73 @@ START_TEST(test_scan_bounds)
 }
 END_TEST
 
+/* A cursor whose key is removed under it: a long value read afterwards says
+ * PBOX_ENOTFOUND and the cursor stays on the removed key, so next and prev still step to
+ * its neighbours (a reverse scan once took that answer for its end). A move that finds
+ * nothing leaves the cursor on its key, even when that key is gone. */
+START_TEST(test_cursor_removed_key)
+{
+	env e;
+	env_init(&e, 4096, 256);
+	pbox_bt *bt = bt_create(e.st, "cur");
+	static uint8_t big[3 * 4096];
+	memset(big, 'v', sizeof(big));
+	char k[8];
+	for (unsigned i = 0; i < 600; i++) { /* several leaves; every 10th value is long */
+		snprintf(k, sizeof(k), "k%04u", i);
+		CK_RC(pbox_bt_insert(bt, k, 5, big, i % 10 ? 20 : sizeof(big), 0), 0);
+	}
+	pbox_bt_cursor *cu = NULL;
+	CK_RC(pbox_bt_cursor_open(bt, &cu), 0);
+	const void *kp, *vp;
+	size_t kl, vl;
+	for (unsigned dir = 0; dir < 2; dir++) {
+		unsigned at = dir ? 300 : 200; /* a long value each */
+		snprintf(k, sizeof(k), "k%04u", at);
+		CK_RC(pbox_bt_cursor_seek(cu, k, 5), 0);
+		CK_RC(pbox_bt_remove(bt, k, 5, 0), 0);
+		CK_RC(pbox_bt_cursor_value(cu, &vp, &vl), PBOX_ENOTFOUND);
+		CK_RC(pbox_bt_cursor_key(cu, &kp, &kl), 0);
+		REQ_T(beq(kp, kl, k, 5)); /* still on the removed key */
+		CK_RC(pbox_bt_cursor_value(cu, &vp, &vl), PBOX_ENOTFOUND);
+		CK_RC(dir ? pbox_bt_cursor_prev(cu) : pbox_bt_cursor_next(cu), 0);
+		snprintf(k, sizeof(k), "k%04u", dir ? at - 1 : at + 1);
+		CK_RC(pbox_bt_cursor_key(cu, &kp, &kl), 0);
+		REQ_T(beq(kp, kl, k, 5));
+		CK_RC(pbox_bt_cursor_value(cu, &vp, &vl), 0);
+		REQ_EQ(vl, 20);
+	}
+	/* at the last key, removed: next finds nothing and the cursor stays; prev still works */
+	CK_RC(pbox_bt_cursor_last(cu), 0);
+	CK_RC(pbox_bt_remove(bt, "k0599", 5, 0), 0);
+	CK_RC(pbox_bt_cursor_next(cu), PBOX_ENOTFOUND);
+	CK_RC(pbox_bt_cursor_key(cu, &kp, &kl), 0);
+	REQ_T(beq(kp, kl, "k0599", 5));
+	CK_RC(pbox_bt_cursor_value(cu, &vp, &vl), PBOX_ENOTFOUND);
+	CK_RC(pbox_bt_cursor_prev(cu), 0);
+	CK_RC(pbox_bt_cursor_key(cu, &kp, &kl), 0);
+	REQ_T(beq(kp, kl, "k0598", 5));
+	/* at the first key, unchanged: prev finds nothing, the cursor and its value stay */
+	CK_RC(pbox_bt_cursor_first(cu), 0);
+	CK_RC(pbox_bt_cursor_prev(cu), PBOX_ENOTFOUND);
+	CK_RC(pbox_bt_cursor_key(cu, &kp, &kl), 0);
+	REQ_T(beq(kp, kl, "k0000", 5));
+	CK_RC(pbox_bt_cursor_value(cu, &vp, &vl), 0);
+	REQ_EQ(vl, sizeof(big));
+	CK_RC(pbox_bt_cursor_next(cu), 0);
+	CK_RC(pbox_bt_cursor_key(cu, &kp, &kl), 0);
+	REQ_T(beq(kp, kl, "k0001", 5));
+	pbox_bt_cursor_close(cu);
+	/* a reverse scan over the whole tree sees every remaining key once */
+	uint64_t n = 0;
+	CK_RC(pbox_bt_scan_ex(bt, NULL, 0, NULL, 0, PBOX_BT_SCAN_REVERSE, count_fn, &n), 0);
+	REQ_EQ(n, 597);
+	REQ_EQ(bt_verify(bt).keys, 597);
+	pbox_bt_close(bt);
+	env_fini(&e);
+}
+END_TEST
+
 /* ---- 3. ascending fill ------------------------------------------------------------------ */
 
 typedef struct fill_cfg {
@@ -1885,7 +1952,14 @@ static int cc_cursor_walk(pbox_bt *bt, const uint8_t *skey, const uint8_t *ekey,
 		const void *k, *v;
 		size_t kl, vl;
 		uint32_t n;
-		if ((rc = pbox_bt_cursor_key(cu, &k, &kl)) || (rc = pbox_bt_cursor_value(cu, &v, &vl)))
+		if ((rc = pbox_bt_cursor_key(cu, &k, &kl)))
+			break;
+		if ((rc = pbox_bt_cursor_value(cu, &v, &vl)) == PBOX_ENOTFOUND) {
+			/* a long value removed since the cursor reached its key: skip the key */
+			rc = sc->rev ? pbox_bt_cursor_prev(cu) : pbox_bt_cursor_next(cu);
+			continue;
+		}
+		if (rc)
 			break;
 		if (kl >= 4 && get32(k) >= sc->hi && sc->rev) { /* seek_prev may land on hi itself */
 			rc = pbox_bt_cursor_prev(cu);
@@ -2742,6 +2816,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_loop_test(tc, test_oracle, 0, (int)(sizeof(diff_cfgs) / sizeof(diff_cfgs[0])));
 	tcase_add_test(tc, test_scan_bounds);
+	tcase_add_test(tc, test_cursor_removed_key);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("fill");

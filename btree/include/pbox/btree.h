@@ -142,11 +142,15 @@ int pbox_bt_cursor_seek_prev(pbox_bt_cursor *c, const void *key, size_t klen);
 int pbox_bt_cursor_first(pbox_bt_cursor *c);
 int pbox_bt_cursor_last(pbox_bt_cursor *c);
 /* Move to the next / previous key: PBOX_ENOTFOUND at the end (the cursor stays where it
- * was); PBOX_EINVAL if unpositioned. */
+ * was); PBOX_EINVAL if unpositioned. After any other error the cursor also stays, and the
+ * next call searches from its key again. */
 int pbox_bt_cursor_next(pbox_bt_cursor *c);
 int pbox_bt_cursor_prev(pbox_bt_cursor *c);
 /* The current key and value: pointers valid until the cursor moves or closes. PBOX_EINVAL
- * if unpositioned. */
+ * if unpositioned. A value that fits in the leaf is the one the cursor saw when it reached
+ * the key; a long one (on overflow pages) is read when asked for, and if the key was removed
+ * meanwhile the value call returns PBOX_ENOTFOUND and the cursor stays on the removed key:
+ * next and prev continue from it as usual. */
 int pbox_bt_cursor_key(pbox_bt_cursor *c, const void **key, size_t *klen);
 int pbox_bt_cursor_value(pbox_bt_cursor *c, const void **val, size_t *vlen);
 
