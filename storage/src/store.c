@@ -162,7 +162,8 @@ static int read_super_copy(pbox_io *io, int fd, unsigned char *p, pbox_pid pid, 
 }
 
 /* Both copies, every possible page size (the size is recorded inside the copy); the valid
- * copy with the higher generation wins. PBOX_ECORRUPT if neither is valid. */
+ * copy with the higher generation wins. PBOX_ECORRUPT if neither is valid, PBOX_EVERSION if
+ * either is of another format version. */
 static int read_super(pbox_io *io, int fd, uint32_t *ps_out, uint64_t *gen, pbox_lsn *redo,
 		      uint64_t *ckpts)
 {
@@ -188,9 +189,13 @@ static int read_super(pbox_io *io, int fd, uint32_t *ps_out, uint64_t *gen, pbox
 		}
 	}
 	pbox_free(p);
+	/* A copy of another format version means another version wrote to this store: never
+	 * open it through the other copy (a later checkpoint would overwrite the newer one). */
+	if (err == PBOX_EVERSION)
+		return err;
 	if (found)
 		return 0;
-	return err == PBOX_EVERSION ? err : PBOX_ECORRUPT;
+	return PBOX_ECORRUPT;
 }
 
 /* ---- automatic checkpoints ------------------------------------------------------------------

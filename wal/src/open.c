@@ -5,7 +5,9 @@
  * Open, step by step:
  *   1. List the directory. "wal-<lsn>.seg" files with a valid header whose base matches
  *      their name are segments; "*.tmp" files are half-made segments and are removed;
- *      "spare-*.seg" files and segments below the start are spares for reuse.
+ *      "spare-*.seg" files and segments below the start are spares for reuse. Without a start
+ *      LSN the log starts at the oldest "wal-*.seg", which must be good (PBOX_ECORRUPT).
+ *      A header that cannot be read is the read's error, never a reason to skip the file.
  *   2. The chain is the run of consecutive segments from the one holding the start LSN. A
  *      valid segment beyond a gap in the chain means a segment is missing: PBOX_ECORRUPT.
  *   3. Read groups from the start LSN until the first position p that holds no valid group.
@@ -301,14 +303,19 @@ int pbox_wal_open(const char *dir, const pbox_wal_options *o, pbox_wal **out)
 			continue;
 		seg_hdr h;
 		int hr = read_seg_hdr(wal, l.v[i].name, &h);
-		if (hr == PBOX_EVERSION) {
+		if (hr && hr != PBOX_ECORRUPT) { /* another version, or an I/O error */
 			r = hr;
 			goto fail;
 		}
-		if (hr == 0 && h.base == l.v[i].base &&
-		    (!o->start_lsn || h.base / h.seg_size == o->start_lsn / h.seg_size)) {
+		bool good = hr == 0 && h.base == l.v[i].base;
+		if (good && (!o->start_lsn || h.base / h.seg_size == o->start_lsn / h.seg_size)) {
 			first = h;
 			have_first = true;
+		} else if (!o->start_lsn) {
+			/* "from the oldest segment": a damaged oldest segment is never skipped (the
+			 * log would silently lose its groups, and the file become a spare) */
+			r = PBOX_ECORRUPT;
+			goto fail;
 		}
 	}
 	if (!have_first) {
@@ -349,7 +356,7 @@ int pbox_wal_open(const char *dir, const pbox_wal_options *o, pbox_wal **out)
 		/* every file in the log's range must be a good segment of this log, in sequence */
 		seg_hdr h;
 		int hr = read_seg_hdr(wal, f->name, &h);
-		if (hr == PBOX_EVERSION) {
+		if (hr && hr != PBOX_ECORRUPT) { /* another version, or an I/O error */
 			r = hr;
 			goto fail;
 		}
