@@ -16,8 +16,10 @@ filter="$root/(frame-kernel|swip-kernel|hybrid-latch|wal|storage|btree)/(src|inc
 common=(-r "$root" --object-directory "$b" --filter "$filter" --exclude-unreachable-branches
         --gcov-ignore-parse-errors
         --exclude-throw-branches)
+# search only this build tree for .gcda files (by default gcovr searches the whole root,
+# which takes in every other build directory under it)
 gcovr "${common[@]}" --txt "$b/coverage.txt" --html-details "$b/coverage.html" \
-      --json-summary "$b/coverage-summary.json" >/dev/null 2>"$b/gcovr.log"
+      --json-summary "$b/coverage-summary.json" "$b" >/dev/null 2>"$b/gcovr.log"
 read -r line branch < <(python3 - "$b/coverage-summary.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
