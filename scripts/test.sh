@@ -3,7 +3,7 @@
 # install tests, fuzz corpus replays) in four builds — release, address+undefined
 # sanitizers, thread sanitizer, and "minimal" (metrics and jemalloc compiled out) — then
 #   fuzz       clang + libFuzzer + ASan/UBSan: replays the corpora (fuzz/corpus, fuzz/regress)
-#              and fuzzes each target for PBOX_FUZZ_SECONDS (default 30); a crash fails the
+#              and fuzzes each target for PBOX_FUZZ_SECONDS (default 60); a crash fails the
 #              run and leaves its input in build/fuzz/artifacts/ (copy it to
 #              fuzz/regress/<target>/ to make it a regression test);
 #   coverage   gcc --coverage, Debug: the Check suites and corpus replays, then gcovr over the
@@ -20,7 +20,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 jobs=$(nproc)
 builds=${PBOX_BUILDS:-"release asan tsan minimal fuzz coverage"}
-fuzz_seconds=${PBOX_FUZZ_SECONDS:-30}
+fuzz_seconds=${PBOX_FUZZ_SECONDS:-60}
 scale=${PBOX_STRESS_SCALE:-1}
 werror=ON   # warnings are errors in the test command, and so in CI
 
