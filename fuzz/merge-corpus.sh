@@ -15,5 +15,5 @@ b=${3:-$root/build/fuzz}
 bin=$b/fuzz/fuzz_$t
 [ -x "$bin" ] || { echo "merge-corpus: no $bin (run PBOX_BUILDS=fuzz scripts/test.sh first)" >&2; exit 2; }
 before=$(ls "$root/fuzz/corpus/$t" | wc -l)
-"$bin" -merge=1 -rss_limit_mb=2048 "$root/fuzz/corpus/$t" "$work" 2>&1 | grep -E "^MERGE-OUTER: [0-9]+ new files" || true
+"$bin" -set_cover_merge=1 -rss_limit_mb=2048 "$root/fuzz/corpus/$t" "$work" 2>&1 | grep -E "^MERGE-OUTER: [0-9]+ new files" || true
 echo "merge-corpus: fuzz/corpus/$t: $before -> $(ls "$root/fuzz/corpus/$t" | wc -l) inputs ($(du -sh "$root/fuzz/corpus/$t" | cut -f1))"
