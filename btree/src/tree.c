@@ -1497,6 +1497,59 @@ static int cmp_keys(const void *a, size_t al, const void *b, size_t bl)
 	return c ? c : (al > bl) - (al < bl);
 }
 
+/* Read-ahead of a forward scan (out of memory, each leaf it crosses would be one synchronous
+ * read). When the scan is about to step past the leaves it already asked for under the
+ * current parent, it asks for the next `window` children of that parent at once
+ * (pbox_page_prefetch: many reads in flight; resident pages are skipped) and doubles the
+ * window, from RA_FIRST up to RA_MAX: a short scan reads little ahead, a long one streams.
+ * Children starting at or above the scan's end are not asked for. Each child is looked at
+ * once, so a scan of resident leaves pays one frame check per leaf. */
+enum { RA_FIRST = 2, RA_MAX = 32 };
+
+typedef struct readahead {
+	pbox_pid parent; /* the parent the window was taken under */
+	uint32_t until;  /* children below this slot were asked for */
+	unsigned window;
+} readahead;
+
+static void scan_readahead(pbox_bt *bt, const leaf_parent *lp, readahead *ra, const void *end,
+			   size_t elen)
+{
+	if (lp->parent == PBOX_PID_NONE)
+		return;
+	if (ra->parent != lp->parent) {
+		ra->parent = lp->parent;
+		ra->until = 0;
+	}
+	uint32_t from = lp->pos + 1;
+	if (from < ra->until)
+		return;
+	const void *page = pbox_page_addr(bt->st, lp->parent);
+	uint32_t count = pbox__bt_node_count(page);
+	pbox_pid pids[RA_MAX];
+	unsigned n = 0;
+	uint32_t i = from;
+	for (; i <= count && n < ra->window; i++) {
+		if (end && i > from) { /* child i holds keys above separator i - 1 */
+			unsigned char sep[PBOX_BT_KEY_MAX_ANY];
+			uint32_t sl;
+			if (pbox__bt_node_key(page, bt->ps, i - 1, sep, sizeof(sep), &sl) ||
+			    cmp_keys(sep, sl, end, elen) >= 0)
+				break;
+		}
+		if (pbox__bt_node_child(page, bt->ps, i, &pids[n]))
+			break;
+		n++;
+	}
+	/* the ids came from racy reads: use them only if the parent did not change */
+	if (!n || !pbox_page_validate(bt->st, lp->parent, lp->version))
+		return;
+	ra->until = i;
+	if (ra->window < RA_MAX)
+		ra->window *= 2;
+	(void)pbox_page_prefetch(bt->st, pids, n); /* a failure shows when the leaf is read */
+}
+
 int pbox_bt_scan(pbox_bt *bt, const void *start, size_t slen, const void *end, size_t elen,
 		 pbox_bt_scan_fn fn, void *arg)
 {
@@ -1525,6 +1578,7 @@ int pbox_bt_scan(pbox_bt *bt, const void *start, size_t slen, const void *end, s
 	}
 	int r;
 	leaf_parent lp = { PBOX_PID_NONE, 0, 0 };
+	readahead ra = { PBOX_PID_NONE, 0, RA_FIRST };
 	bool stepped = false; /* buf holds the right neighbour of the last leaf: start at 0 */
 	pbox_pid leaf = PBOX_PID_NONE;
 	uint64_t v = 0;
@@ -1574,6 +1628,7 @@ int pbox_bt_scan(pbox_bt *bt, const void *start, size_t slen, const void *end, s
 		cur[hil] = 0; /* the smallest key greater than the fence */
 		clen = hil + 1;
 		/* the right neighbour through the parent, else a descent to cur */
+		scan_readahead(bt, &lp, &ra, end, elen);
 		r = next_leaf(bt, &lp, buf, &leaf, &v);
 		if (r == 0)
 			stepped = true;
