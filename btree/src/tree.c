@@ -1525,18 +1525,16 @@ static void scan_readahead(pbox_bt *bt, const leaf_parent *lp, readahead *ra, co
 	if (from < ra->until)
 		return;
 	const void *page = pbox_page_addr(bt->st, lp->parent);
-	uint32_t count = pbox__bt_node_count(page);
+	/* child i holds the keys above separator i - 1, so the children below the first
+	 * separator >= end are the last that can hold keys below it */
+	uint32_t last = pbox__bt_node_count(page);
+	bool exact;
+	if (end && pbox__bt_node_lower_bound(page, bt->ps, end, (uint32_t)elen, &last, &exact))
+		return;
 	pbox_pid pids[RA_MAX];
 	unsigned n = 0;
 	uint32_t i = from;
-	for (; i <= count && n < ra->window; i++) {
-		if (end && i > from) { /* child i holds keys above separator i - 1 */
-			unsigned char sep[PBOX_BT_KEY_MAX_ANY];
-			uint32_t sl;
-			if (pbox__bt_node_key(page, bt->ps, i - 1, sep, sizeof(sep), &sl) ||
-			    cmp_keys(sep, sl, end, elen) >= 0)
-				break;
-		}
+	for (; i <= last && n < ra->window; i++) {
 		if (pbox__bt_node_child(page, bt->ps, i, &pids[n]))
 			break;
 		n++;

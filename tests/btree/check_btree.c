@@ -1378,8 +1378,9 @@ START_TEST(test_scan_readahead)
 	pbox_store_get_stats(e.st, &s1);
 	REQ(!c.bad && c.n == 400, "bounded scan: %u keys", c.n);
 #if PBOX_METRICS
-	/* 400 keys span about 23 leaves; the descent reads the inner nodes too */
-	REQ_LE(s1.reads - s0.reads, 23 + 10);
+	/* 400 keys span 23 leaves, and the descent reads up to 3 inner nodes (measured: 25
+	 * reads; 32 when the read-ahead ignores the end) */
+	REQ_LE(s1.reads - s0.reads, 23 + 3);
 #endif
 	REQ_EQ(bt_verify(bt).keys, N);
 	pbox_bt_close(bt);
