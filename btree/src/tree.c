@@ -2218,6 +2218,19 @@ static int bop_cmp(const void *x, const void *y)
 	return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+/* Wait until nobody holds pid's latch, holding no other latch (so no deadlock is
+ * possible): fix it exclusively in an mtr of its own and let it go. Only a wait: the
+ * leaf may have been freed meanwhile, so a failure here is not the batch's error (the
+ * next descent reports a real one). */
+static void wait_leaf(pbox_store *st, pbox_pid pid)
+{
+	pbox_mtr *m;
+	if (pbox_mtr_begin(st, &m))
+		return;
+	(void)pbox_mtr_fix(m, pid, NULL);
+	pbox_mtr_abort(m, false);
+}
+
 int pbox_bt_batch_commit(pbox_bt_batch *b, unsigned flags)
 {
 	if (!b)
@@ -2320,20 +2333,26 @@ int pbox_bt_batch_commit(pbox_bt_batch *b, unsigned flags)
 		pbox_mtr *m;
 		if ((r = pbox_mtr_begin(b->st, &m)))
 			break;
-		bool conflict = false;
+		pbox_pid contended = PBOX_PID_NONE;
 		for (size_t i = 0; i < b->n && !r; i++) {
 			void *page;
 			r = pbox_mtr_fix_upgrade(m, b->ops[i].leaf, b->ops[i].version, &page);
 			if (r == PBOX_ERESTART) {
-				conflict = true;
+				contended = b->ops[i].leaf;
 				r = 0;
 				break;
 			}
 		}
-		if (r || conflict) {
+		if (r || contended != PBOX_PID_NONE) {
 			pbox_mtr_abort(m, false);
 			if (r)
 				break;
+			/* The upgrade fails on a changed version or on a latch held right now
+			 * (a checkpoint holds pages shared across its write-back, for tens of
+			 * ms). Retrying at once would spin through the attempts while the
+			 * holder works; holding nothing, wait for the holder instead (an
+			 * exclusive fix waits out shared holders too), then start over. */
+			wait_leaf(b->st, contended);
 			continue;
 		}
 		bool changed = false;

@@ -247,11 +247,177 @@ START_TEST(test_batch_powercut)
 }
 END_TEST
 
+/* ---- issue 12: batches must wait out a latch held for long, not give up ---------------- */
+
+/* A thread that holds every page of the store shared for a while (as a checkpoint holds a
+ * batch of pages across its write-back) and notes whether the batch was still waiting when
+ * it let go. */
+typedef struct holder {
+	pbox_store *st;
+	uint64_t pages;
+	atomic_bool ready, commit_done, released_while_waiting;
+	unsigned held;
+} holder;
+
+static void *hold_pages(void *arg)
+{
+	holder *h = arg;
+	bool *got = calloc(h->pages, 1);
+	for (uint64_t p = 0; p < h->pages; p++)
+		if (pbox_page_fix_shared(h->st, p) == 0) {
+			got[p] = true;
+			h->held++;
+		}
+	atomic_store(&h->ready, true);
+	usleep(500 * 1000);
+	atomic_store(&h->released_while_waiting, !atomic_load(&h->commit_done));
+	for (uint64_t p = 0; p < h->pages; p++)
+		if (got[p])
+			pbox_page_unfix_shared(h->st, p);
+	free(got);
+	return NULL;
+}
+
+/* Deterministic: the leaf a batch goes to is latched shared by another thread for 500 ms.
+ * Before the fix the batch spun through its 10,000 attempts and returned PBOX_EBUSY. */
+START_TEST(test_batch_waits_for_shared_holder)
+{
+	pbox_io_memfs *fs;
+	ck_assert_int_eq(pbox_io_memfs_create(&fs), 0);
+	pbox_store *st = open_store(pbox_io_memfs_io(fs), true);
+	pbox_bt *t;
+	ck_assert_int_eq(pbox_bt_create(st, "t", &t), 0);
+	ck_assert_int_eq(pbox_bt_upsert(t, "a", 1, "1", 1, 0), 0);
+	pbox_store_stats ss;
+	pbox_store_get_stats(st, &ss);
+	static holder h;
+	memset(&h, 0, sizeof(h));
+	h.st = st;
+	h.pages = ss.page_count;
+	pthread_t th;
+	ck_assert_int_eq(pthread_create(&th, NULL, hold_pages, &h), 0);
+	while (!atomic_load(&h.ready))
+		usleep(1000);
+	ck_assert_uint_gt(h.held, 0); /* the contention is really there */
+	pbox_bt_batch *b;
+	ck_assert_int_eq(pbox_bt_batch_create(&b), 0);
+	for (unsigned i = 0; i < 10; i++) {
+		char k[16];
+		int kl = sprintf(k, "k%02u", i);
+		ck_assert_int_eq(pbox_bt_batch_put(b, t, k, (size_t)kl, "v", 1), 0);
+	}
+	int r = pbox_bt_batch_commit(b, 0);
+	atomic_store(&h.commit_done, true);
+	pthread_join(th, NULL);
+	ck_assert_msg(r == 0, "batch under a shared holder: %s", pbox_status_name(r));
+	ck_assert_msg(atomic_load(&h.released_while_waiting),
+		      "the batch did not wait for the holder: the test did not test");
+	char v[4];
+	size_t vl;
+	ck_assert_int_eq(pbox_bt_lookup(t, "k09", 3, v, sizeof(v), &vl), 0);
+	pbox_bt_batch_destroy(b);
+	pbox_bt_close(t);
+	ck_assert_int_eq(pbox_store_close(st), 0);
+	pbox_io_memfs_destroy(fs);
+}
+END_TEST
+
+static uint64_t xs(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static int cmp8(const void *a, const void *b)
+{
+	return memcmp(a, b, 8);
+}
+
+/* The issue's reproducer, scaled down: sorted groups of random 8-byte keys committed in
+ * batches of up to 24 (halved on PBOX_ELIMIT) on a real directory, with a 16 MiB pool and automatic checkpoints every
+ * 2 MiB of log (the checkpoints' shared latches are what the batches met). Before the fix
+ * it failed with PBOX_EBUSY after about 30,000 keys. */
+START_TEST(test_batch_load_under_checkpoints)
+{
+	char *dir = pbox_test_tmpdir("batchload");
+	pbox_store_options o;
+	pbox_store_options_init(&o);
+	o.create = true;
+	o.max_bytes = 1ull << 30;
+	o.budget_bytes = 16u << 20;
+	o.checkpoint_log_bytes = 2u << 20;
+	const pbox_redo_handler *hd;
+	unsigned nh;
+	pbox_bt_redo_handlers(&hd, &nh);
+	o.redo = hd;
+	o.nredo = nh;
+	pbox_store *st;
+	int r = pbox_store_open(dir, &o, &st);
+	ck_assert_msg(r == 0, "open: %s", pbox_strerror(r));
+	pbox_bt *t;
+	pbox_bt_batch *b;
+	ck_assert_int_eq(pbox_bt_open_or_create(st, "t", &t), 0);
+	ck_assert_int_eq(pbox_bt_batch_create(&b), 0);
+	const unsigned N = 100000, G = 1000;
+	uint64_t *perm = malloc(N * sizeof(*perm)), s = 42;
+	for (unsigned i = 0; i < N; i++)
+		perm[i] = i;
+	for (unsigned i = N - 1; i > 0; i--) {
+		unsigned j = (unsigned)(xs(&s) % (i + 1));
+		uint64_t x = perm[i];
+		perm[i] = perm[j];
+		perm[j] = x;
+	}
+	static unsigned char keys[1000][8];
+	unsigned char val[100];
+	memset(val, 'v', sizeof(val));
+	for (unsigned g = 0; g < N; g += G) {
+		for (unsigned i = 0; i < G; i++)
+			for (int k = 0; k < 8; k++)
+				keys[i][k] = (unsigned char)(perm[g + i] >> (56 - 8 * k));
+		qsort(keys, G, 8, cmp8);
+		unsigned c = 24;
+		for (unsigned i = 0; i < G;) {
+			unsigned m = G - i < c ? G - i : c;
+			for (unsigned j = i; j < i + m; j++)
+				ck_assert_int_eq(pbox_bt_batch_put(b, t, keys[j], 8, val, sizeof(val)), 0);
+			r = pbox_bt_batch_commit(b, 0);
+			if (r == PBOX_ELIMIT && m > 1) { /* a documented limit: halve, as the issue's harness */
+				c = m / 2;
+				continue;
+			}
+			ck_assert_msg(r == 0, "after %u keys: batch of %u sorted keys: %s", g + i, m,
+				      pbox_status_name(r));
+			i += m;
+		}
+	}
+	pbox_store_stats ss;
+	pbox_store_get_stats(st, &ss);
+	ck_assert_uint_gt(ss.auto_checkpoints, 0); /* what made the batches wait happened */
+	pbox_bt_verify_info info;
+	ck_assert_int_eq(pbox_bt_verify(t, &info), 0);
+	ck_assert_uint_eq(info.keys, N);
+	free(perm);
+	pbox_bt_batch_destroy(b);
+	pbox_bt_close(t);
+	ck_assert_int_eq(pbox_store_close(st), 0);
+	pbox_test_rmtree(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("btree-batch");
 	TCase *tc = tcase_create("semantics");
 	tcase_add_test(tc, test_batch_semantics);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("contention");
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_batch_waits_for_shared_holder);
+	tcase_add_test(tc, test_batch_load_under_checkpoints);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("powercut");
 	tcase_set_timeout(tc, 900);

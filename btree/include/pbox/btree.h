@@ -184,7 +184,10 @@ size_t pbox_bt_batch_count(const pbox_bt_batch *b);
 /* Apply atomically (flags: PBOX_BT_DURABLE); the batch is empty afterwards, whatever the
  * result. A durable commit returns once the batch and every change committed before it are
  * on disk — also when the batch changes nothing (deletes of absent keys); an empty batch
- * names no store and does nothing. */
+ * names no store and does nothing. A leaf latched by someone else (a checkpoint writing it
+ * back, a scan, another batch) makes the commit wait for it, holding nothing meanwhile.
+ * PBOX_EBUSY (nothing applied; retryable) only when other writers changed the batch's leaves
+ * between its reads and its latching 10,000 times in a row. */
 int pbox_bt_batch_commit(pbox_bt_batch *b, unsigned flags);
 
 /* ---- checking ---------------------------------------------------------------------------- */
