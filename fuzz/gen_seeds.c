@@ -212,6 +212,24 @@ static void ops_seeds(void)
 	}
 	b[n++] = 0x0b;
 	out("ops", "fill-cut-drain", b, n, NULL, 0);
+	/* kill -9 in a fill, reopen, more writes (some durable), then the power goes */
+	n = 0;
+	for (unsigned i = 0; i < 40; i++) {
+		b[n++] = 0x01;
+		b[n++] = (uint8_t)i;
+		b[n++] = (uint8_t)(i * 7);
+	}
+	b[n++] = 0x0c;
+	b[n++] = 0;
+	for (unsigned i = 0; i < 30; i++) {
+		b[n++] = (uint8_t)(0x01 | (i % 5 == 4 ? 0x80 : 0));
+		b[n++] = (uint8_t)(i + 3);
+		b[n++] = (uint8_t)(i * 11);
+	}
+	b[n++] = 0x0a;
+	b[n++] = 0; /* DROP_ALL */
+	b[n++] = 0x0b;
+	out("ops", "crash-reopen-write-cut", b, n, NULL, 0);
 }
 
 int main(int argc, char **argv)

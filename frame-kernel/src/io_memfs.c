@@ -10,14 +10,23 @@
  *   - Names (create, rename, unlink, mkdir) change the current namespace at once and are
  *     queued, in order, on one global metadata journal. fsync_dir(D) makes durable every
  *     queued change that touches D (as parent of any path involved), in order.
- *   - A power cut resolves the pending lists by mode: drop all, keep each write with
- *     probability 1/2, tear the last few writes of each file at 512-byte sector granularity
- *     (earlier ones survive), or keep all. The metadata journal keeps a random prefix (all
- *     or nothing for DROP_ALL/KEEP_ALL): journaling file systems commit metadata in order.
- *     Then the current state is reset to the durable one and every descriptor is closed.
+ *   - A power cut resolves the pending lists by mode (pbox_powercut_mode): drop all; keep,
+ *     lose or tear each write; tear the last few writes of each file and some earlier ones;
+ *     or keep all. Tearing keeps each 512-byte sector or not. A kept write that did not
+ *     extend the file when made never extends the durable size (the truncate or fallocate
+ *     that made room may be the part that was lost). The metadata journal keeps a random
+ *     prefix (all or nothing for DROP_ALL/KEEP_ALL): journaling file systems commit metadata
+ *     in order; then names whose directory is not durable are dropped. The current state is
+ *     reset to the durable one and every descriptor is closed.
+ *   - A process crash (pbox_io_memfs_crash, or armed) closes every descriptor and lock and
+ *     leaves all of it pending: the next program sees everything, durable or not, and a
+ *     later power cut can still lose what nobody synced.
+ *   - Either can be armed to happen at the nth state-changing call (pbox_io_memfs_arm), so
+ *     tests can cut at every step of an operation.
  *
- * Locking: one mutex protects the whole file system; each call takes it once. Tests care
- * about semantics, not speed.
+ * Locking: one mutex (fs->mu) protects the whole file system; each call takes it once.
+ * Tests care about semantics, not speed. Files: io_memfs.c (the seam's functions),
+ * io_memfs_model.c (images, journal, cuts and crashes), io_memfs_int.h (their types).
  */
 #define _GNU_SOURCE
 #include "io_memfs_int.h"
@@ -37,7 +46,7 @@ static int mf_open(pbox_io *io, const char *path, int flags, unsigned mode)
 		return r;
 	if (flags & O_DIRECTORY)
 		return -EINVAL; /* directories are addressed by path (fsync_dir, listdir) */
-	if (pbox__mfs_lock_live(fs))
+	if ((flags & (O_CREAT | O_TRUNC)) ? pbox__mfs_lock_change(fs) : pbox__mfs_lock_live(fs))
 		return -EIO;
 	struct dent *d = pbox__mfs_ns_find(&fs->cur, p);
 	struct inode *ino = NULL;
@@ -117,13 +126,7 @@ static int64_t mf_pread(pbox_io *io, int fd, void *buf, size_t len, uint64_t off
 	struct fdent *f = pbox__mfs_get_fd(fs, fd);
 	int64_t r = -EBADF;
 	if (f) {
-		struct image *im = &f->ino->cur;
-		uint64_t n = off >= im->size ? 0 : im->size - off;
-		if (n > len)
-			n = len;
-		if (n)
-			memcpy(buf, im->buf + off, n);
-		r = (int64_t)n;
+		r = (int64_t)pbox__mfs_img_read(&f->ino->cur, buf, len, off);
 	}
 	pthread_mutex_unlock(&fs->mu);
 	return r;
@@ -132,7 +135,7 @@ static int64_t mf_pread(pbox_io *io, int fd, void *buf, size_t len, uint64_t off
 static int64_t mf_pwrite(pbox_io *io, int fd, const void *buf, size_t len, uint64_t off)
 {
 	struct pbox_io_memfs *fs = pbox__mfs_fs(io);
-	if (pbox__mfs_lock_live(fs))
+	if (pbox__mfs_lock_change(fs))
 		return -EIO;
 	struct fdent *f = pbox__mfs_get_fd(fs, fd);
 	int64_t r = -EBADF;
@@ -151,7 +154,7 @@ static int64_t mf_pwrite(pbox_io *io, int fd, const void *buf, size_t len, uint6
 static int mf_sync(pbox_io *io, int fd)
 {
 	struct pbox_io_memfs *fs = pbox__mfs_fs(io);
-	if (pbox__mfs_lock_live(fs))
+	if (pbox__mfs_lock_change(fs))
 		return -EIO;
 	struct fdent *f = pbox__mfs_get_fd(fs, fd);
 	int r = f ? pbox__mfs_sync_inode(f->ino) : -EBADF;
@@ -162,7 +165,7 @@ static int mf_sync(pbox_io *io, int fd)
 static int mf_ftruncate(pbox_io *io, int fd, uint64_t len)
 {
 	struct pbox_io_memfs *fs = pbox__mfs_fs(io);
-	if (pbox__mfs_lock_live(fs))
+	if (pbox__mfs_lock_change(fs))
 		return -EIO;
 	struct fdent *f = pbox__mfs_get_fd(fs, fd);
 	int r = f ? pbox__mfs_change(f->ino, OP_TRUNC, NULL, 0, len, false) : -EBADF;
@@ -173,7 +176,7 @@ static int mf_ftruncate(pbox_io *io, int fd, uint64_t len)
 static int mf_fallocate(pbox_io *io, int fd, uint64_t off, uint64_t len)
 {
 	struct pbox_io_memfs *fs = pbox__mfs_fs(io);
-	if (pbox__mfs_lock_live(fs))
+	if (pbox__mfs_lock_change(fs))
 		return -EIO;
 	struct fdent *f = pbox__mfs_get_fd(fs, fd);
 	int r = f ? pbox__mfs_change(f->ino, OP_ALLOC, NULL, off, len, false) : -EBADF;
@@ -203,7 +206,7 @@ static int mf_rename(pbox_io *io, const char *from, const char *to)
 	int r;
 	if ((r = pbox__mfs_norm_path(from, a, sizeof(a))) || (r = pbox__mfs_norm_path(to, b, sizeof(b))))
 		return r;
-	if (pbox__mfs_lock_live(fs))
+	if (pbox__mfs_lock_change(fs))
 		return -EIO;
 	struct dent *d = pbox__mfs_ns_find(&fs->cur, a);
 	pbox__mfs_parent_of(b, par);
@@ -232,7 +235,7 @@ static int mf_unlink(pbox_io *io, const char *path)
 	int r = pbox__mfs_norm_path(path, p, sizeof(p));
 	if (r)
 		return r;
-	if (pbox__mfs_lock_live(fs))
+	if (pbox__mfs_lock_change(fs))
 		return -EIO;
 	struct dent *d = pbox__mfs_ns_find(&fs->cur, p);
 	if (!d)
@@ -255,7 +258,7 @@ static int mf_mkdir(pbox_io *io, const char *path, unsigned mode)
 	int r = pbox__mfs_norm_path(path, p, sizeof(p));
 	if (r)
 		return r;
-	if (pbox__mfs_lock_live(fs))
+	if (pbox__mfs_lock_change(fs))
 		return -EIO;
 	pbox__mfs_parent_of(p, par);
 	if (!strcmp(p, "/") || pbox__mfs_ns_find(&fs->cur, p))
@@ -275,7 +278,7 @@ static int mf_fsync_dir(pbox_io *io, const char *path)
 	int r = pbox__mfs_norm_path(path, p, sizeof(p));
 	if (r)
 		return r;
-	if (pbox__mfs_lock_live(fs))
+	if (pbox__mfs_lock_change(fs))
 		return -EIO;
 	if (!pbox__mfs_is_dir(&fs->cur, p)) {
 		r = -ENOENT;

@@ -25,12 +25,13 @@ struct dop { /* one pending data change of an inode */
 	int type;
 	uint64_t off, len; /* OP_TRUNC: len is the new size */
 	unsigned char *data; /* OP_WRITE */
+	bool grow;           /* OP_WRITE: it extended the file when it was made */
 	struct dop *next;
 };
 
-struct image {
+struct image { /* bytes [mat, size) are zeros that were never stored (sparse tail) */
 	unsigned char *buf;
-	uint64_t size, cap;
+	uint64_t size, cap, mat; /* logical size, allocation, materialised bytes (<= size) */
 };
 
 struct inode {
@@ -97,6 +98,10 @@ bool pbox__mfs_is_dir(struct ns *ns, const char *path);
 int pbox__mfs_img_resize(struct image *im, uint64_t size);
 int pbox__mfs_img_write(struct image *im, const void *data, uint64_t off, uint64_t len);
 int pbox__mfs_img_apply(struct image *im, const struct dop *op);
+/* Copy up to len bytes at off (zeros past the materialised part); returns the count. */
+uint64_t pbox__mfs_img_read(const struct image *im, void *buf, uint64_t len, uint64_t off);
+/* Make dst a copy of src. */
+int pbox__mfs_img_copy(struct image *dst, const struct image *src);
 void pbox__mfs_pend_clear(struct inode *ino);
 /* Apply a change to the current image and queue it (or, durable, to both images). */
 int pbox__mfs_change(struct inode *ino, int type, const void *data, uint64_t off, uint64_t len,

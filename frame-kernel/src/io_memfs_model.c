@@ -131,9 +131,21 @@ bool pbox__mfs_is_dir(struct ns *ns, const char *path)
 
 int pbox__mfs_img_resize(struct image *im, uint64_t size)
 {
-	if (size > im->cap) {
+	/* growing costs nothing: the new bytes are an unmaterialised zero tail */
+	if (size < im->mat)
+		im->mat = size;
+	im->size = size;
+	return 0;
+}
+
+/* Materialise bytes up to end (zeroing what lay beyond the materialised part). */
+static int img_materialise(struct image *im, uint64_t end)
+{
+	if (end <= im->mat)
+		return 0;
+	if (end > im->cap) {
 		uint64_t nc = im->cap ? im->cap : 4096;
-		while (nc < size)
+		while (nc < end)
 			nc *= 2;
 		unsigned char *b = pbox_realloc(im->buf, nc);
 		if (!b)
@@ -141,28 +153,61 @@ int pbox__mfs_img_resize(struct image *im, uint64_t size)
 		im->buf = b;
 		im->cap = nc;
 	}
-	if (size > im->size)
-		memset(im->buf + im->size, 0, size - im->size);
-	im->size = size;
+	memset(im->buf + im->mat, 0, end - im->mat);
+	im->mat = end;
 	return 0;
 }
 
 int pbox__mfs_img_write(struct image *im, const void *data, uint64_t off, uint64_t len)
 {
-	if (off + len > im->size) {
-		int r = pbox__mfs_img_resize(im, off + len);
-		if (r)
-			return r;
-	}
+	int r = img_materialise(im, off + len);
+	if (r)
+		return r;
 	memcpy(im->buf + off, data, len);
+	if (off + len > im->size)
+		im->size = off + len;
+	return 0;
+}
+
+uint64_t pbox__mfs_img_read(const struct image *im, void *buf, uint64_t len, uint64_t off)
+{
+	uint64_t n = off >= im->size ? 0 : im->size - off;
+	if (n > len)
+		n = len;
+	uint64_t stored = off >= im->mat ? 0 : im->mat - off;
+	if (stored > n)
+		stored = n;
+	if (stored)
+		memcpy(buf, im->buf + off, stored);
+	if (n > stored)
+		memset((unsigned char *)buf + stored, 0, n - stored);
+	return n;
+}
+
+int pbox__mfs_img_copy(struct image *dst, const struct image *src)
+{
+	dst->mat = 0;
+	int r = img_materialise(dst, src->mat);
+	if (r)
+		return r;
+	if (src->mat)
+		memcpy(dst->buf, src->buf, src->mat);
+	dst->size = src->size;
 	return 0;
 }
 
 int pbox__mfs_img_apply(struct image *im, const struct dop *op)
 {
 	switch (op->type) {
-	case OP_WRITE:
-		return pbox__mfs_img_write(im, op->data, op->off, op->len);
+	case OP_WRITE: {
+		/* A write that did not extend the file when it was made lands inside a size that
+		 * a truncate or fallocate made; if that change was lost, the bytes past the
+		 * durable size are lost with it (the file keeps its old size). */
+		uint64_t len = op->len;
+		if (!op->grow && op->off + len > im->size)
+			len = op->off >= im->size ? 0 : im->size - op->off;
+		return len ? pbox__mfs_img_write(im, op->data, op->off, len) : 0;
+	}
 	case OP_TRUNC:
 		return pbox__mfs_img_resize(im, op->len);
 	default: /* OP_ALLOC */
@@ -194,6 +239,8 @@ int pbox__mfs_change(struct inode *ino, int type, const void *data, uint64_t off
 {
 	struct dop op = { .type = type, .off = off, .len = len };
 	op.data = (unsigned char *)data;
+	/* an O_DSYNC write also makes the size it needs durable */
+	op.grow = type == OP_WRITE && (durable || off + len > ino->cur.size);
 	int r = pbox__mfs_img_apply(&ino->cur, &op);
 	if (r)
 		return r;
@@ -340,7 +387,8 @@ void pbox__mfs_free_inode(struct inode *ino)
 }
 
 
-/* Apply op to the durable image keeping each 512-byte sector of it with probability 1/2. */
+/* Apply a write to the durable image keeping each 512-byte sector of it with probability 1/2
+ * (a torn write: disks persist whole sectors, in any order). Other changes: all or none. */
 static void apply_torn(struct image *im, const struct dop *op, uint64_t *rng)
 {
 	if (op->type != OP_WRITE) {
@@ -353,19 +401,84 @@ static void apply_torn(struct image *im, const struct dop *op, uint64_t *rng)
 		uint64_t sec_end = (pos / SECTOR + 1) * SECTOR;
 		if (sec_end > end)
 			sec_end = end;
-		if (pbox__mfs_rng_next(rng) & 1)
-			pbox__mfs_img_write(im, op->data + (pos - op->off), pos, sec_end - pos);
+		if (pbox__mfs_rng_next(rng) & 1) {
+			struct dop part = *op;
+			part.data = op->data + (pos - op->off);
+			part.off = pos;
+			part.len = sec_end - pos;
+			pbox__mfs_img_apply(im, &part);
+		}
 		pos = sec_end;
 	}
 }
 
-uint64_t pbox_io_memfs_powercut(pbox_io_memfs *fs, pbox_powercut_mode mode, uint64_t seed)
+/* What a power cut leaves of one pending change (see pbox_powercut_mode). */
+static void resolve_op(struct image *dur, const struct dop *op, pbox_powercut_mode mode,
+		       bool last, uint64_t *rng)
+{
+	switch (mode) {
+	case PBOX_POWERCUT_DROP_ALL:
+		break;
+	case PBOX_POWERCUT_KEEP_SUBSET: /* kept, lost or (a write) torn, a third each */
+		switch (pbox__mfs_rng_next(rng) % 3) {
+		case 0:
+			pbox__mfs_img_apply(dur, op);
+			break;
+		case 1:
+			break;
+		default:
+			apply_torn(dur, op, rng);
+		}
+		break;
+	case PBOX_POWERCUT_TEAR_LAST: /* the last few torn, any earlier one torn at 1/4 */
+		if (!last && pbox__mfs_rng_next(rng) % 4)
+			pbox__mfs_img_apply(dur, op);
+		else
+			apply_torn(dur, op, rng);
+		break;
+	case PBOX_POWERCUT_KEEP_ALL:
+		pbox__mfs_img_apply(dur, op);
+		break;
+	}
+}
+
+/* Drop every durable name whose directory is not durable itself: a child made durable by
+ * syncing its directory is still lost when that directory's own entry was not. */
+static void prune_orphans(struct ns *ns)
+{
+	for (bool again = true; again;) {
+		again = false;
+		for (size_t i = 0; i < ns->n; i++) {
+			char par[4096];
+			pbox__mfs_parent_of(ns->v[i].path, par);
+			if (strcmp(ns->v[i].path, "/") && !pbox__mfs_is_dir(ns, par)) {
+				pbox__mfs_ns_del(ns, ns->v[i].path);
+				again = true;
+				break;
+			}
+		}
+	}
+}
+
+/* Close every descriptor and release every lock, as the kernel does for a process that
+ * dies; the machine is "off" for the caller until pbox_io_memfs_restart. */
+static void close_all(struct pbox_io_memfs *fs)
+{
+	for (struct inode *ino = fs->all; ino; ino = ino->next_all) {
+		ino->lock_fd = -1;
+		ino->open_count = 0;
+	}
+	for (int i = 0; i < MAX_FDS; i++)
+		fs->fds[i].ino = NULL;
+	fs->dead = true;
+}
+
+static uint64_t powercut_locked(struct pbox_io_memfs *fs, pbox_powercut_mode mode, uint64_t seed)
 {
 	uint64_t rng = seed * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL;
 	if (!rng)
 		rng = 1;
 	uint64_t pending = 0;
-	pthread_mutex_lock(&fs->mu);
 	for (struct inode *ino = fs->all; ino; ino = ino->next_all) {
 		size_t nops = 0;
 		for (struct dop *op = ino->pend_head; op; op = op->next)
@@ -373,31 +486,11 @@ uint64_t pbox_io_memfs_powercut(pbox_io_memfs *fs, pbox_powercut_mode mode, uint
 		size_t i = 0;
 		for (struct dop *op = ino->pend_head; op; op = op->next, i++) {
 			pending += op->type == OP_WRITE;
-			switch (mode) {
-			case PBOX_POWERCUT_DROP_ALL:
-				break;
-			case PBOX_POWERCUT_KEEP_SUBSET:
-				if (pbox__mfs_rng_next(&rng) & 1)
-					pbox__mfs_img_apply(&ino->dur, op);
-				break;
-			case PBOX_POWERCUT_TEAR_LAST:
-				if (i + TEAR_WRITES < nops)
-					pbox__mfs_img_apply(&ino->dur, op);
-				else
-					apply_torn(&ino->dur, op, &rng);
-				break;
-			case PBOX_POWERCUT_KEEP_ALL:
-				pbox__mfs_img_apply(&ino->dur, op);
-				break;
-			}
+			resolve_op(&ino->dur, op, mode, i + TEAR_WRITES >= nops, &rng);
 		}
 		pbox__mfs_pend_clear(ino);
 		/* the current image becomes the durable one */
-		pbox__mfs_img_resize(&ino->cur, 0);
-		if (pbox__mfs_img_resize(&ino->cur, ino->dur.size) == 0 && ino->dur.size)
-			memcpy(ino->cur.buf, ino->dur.buf, ino->dur.size);
-		ino->lock_fd = -1;
-		ino->open_count = 0;
+		pbox__mfs_img_copy(&ino->cur, &ino->dur);
 	}
 	/* metadata journal: a prefix survives */
 	size_t nm = 0;
@@ -415,10 +508,9 @@ uint64_t pbox_io_memfs_powercut(pbox_io_memfs *fs, pbox_powercut_mode mode, uint
 		m = nx;
 	}
 	fs->mhead = fs->mtail = NULL;
+	prune_orphans(&fs->dur);
 	pbox__mfs_ns_copy(&fs->cur, &fs->dur);
-	for (int i = 0; i < MAX_FDS; i++)
-		fs->fds[i].ino = NULL;
-	fs->dead = true;
+	close_all(fs);
 	/* free inodes no name reaches any more */
 	struct inode **link = &fs->all;
 	while (*link) {
@@ -433,8 +525,65 @@ uint64_t pbox_io_memfs_powercut(pbox_io_memfs *fs, pbox_powercut_mode mode, uint
 			link = &ino->next_all;
 		}
 	}
-	pthread_mutex_unlock(&fs->mu);
 	return pending;
+}
+
+uint64_t pbox_io_memfs_powercut(pbox_io_memfs *fs, pbox_powercut_mode mode, uint64_t seed)
+{
+	pthread_mutex_lock(&fs->mu);
+	uint64_t n = powercut_locked(fs, mode, seed);
+	pthread_mutex_unlock(&fs->mu);
+	return n;
+}
+
+void pbox_io_memfs_crash(pbox_io_memfs *fs)
+{
+	pthread_mutex_lock(&fs->mu);
+	close_all(fs); /* names and data stay as they are: current, and as unsynced as before */
+	pthread_mutex_unlock(&fs->mu);
+}
+
+void pbox_io_memfs_arm(pbox_io_memfs *fs, uint64_t nth, int what, uint64_t seed)
+{
+	pthread_mutex_lock(&fs->mu);
+	fs->arm_at = nth ? fs->changes + nth : 0;
+	fs->arm_what = what;
+	fs->arm_seed = seed;
+	fs->fired = false;
+	pthread_mutex_unlock(&fs->mu);
+}
+
+bool pbox_io_memfs_fired(pbox_io_memfs *fs)
+{
+	pthread_mutex_lock(&fs->mu);
+	bool f = fs->fired;
+	pthread_mutex_unlock(&fs->mu);
+	return f;
+}
+
+uint64_t pbox_io_memfs_changes(pbox_io_memfs *fs)
+{
+	pthread_mutex_lock(&fs->mu);
+	uint64_t n = fs->changes;
+	pthread_mutex_unlock(&fs->mu);
+	return n;
+}
+
+int pbox__mfs_lock_change(struct pbox_io_memfs *fs)
+{
+	if (pbox__mfs_lock_live(fs))
+		return -1;
+	fs->changes++;
+	if (!fs->arm_at || fs->changes != fs->arm_at)
+		return 0;
+	fs->arm_at = 0;
+	fs->fired = true;
+	if (fs->arm_what == PBOX_MEMFS_CRASH)
+		close_all(fs);
+	else
+		powercut_locked(fs, (pbox_powercut_mode)fs->arm_what, fs->arm_seed);
+	pthread_mutex_unlock(&fs->mu);
+	return -1;
 }
 
 void pbox_io_memfs_restart(pbox_io_memfs *fs)
@@ -465,11 +614,7 @@ int64_t pbox_io_memfs_peek(pbox_io_memfs *fs, const char *path, void *buf, size_
 	struct dent *d = pbox__mfs_ns_find(&fs->cur, p);
 	int64_t n = -ENOENT;
 	if (d && d->ino) {
-		struct image *im = &d->ino->cur;
-		uint64_t avail = off >= im->size ? 0 : im->size - off;
-		n = (int64_t)(avail < len ? avail : len);
-		if (n)
-			memcpy(buf, im->buf + off, (size_t)n);
+		n = (int64_t)pbox__mfs_img_read(&d->ino->cur, buf, len, off);
 	}
 	pthread_mutex_unlock(&fs->mu);
 	return n;

@@ -17,7 +17,8 @@
  *      and C = the WAL's end: every group below C is stamped on its pages;
  *   2. write back every page whose dirty LSN is at most C (shared latch held across the
  *      write so no older image can land after a newer one; WAL rule first);
- *   3. fdatasync the data file, write the next superblock with redo start C, fdatasync;
+ *   3. fdatasync the data file, make the WAL segment holding C exist (durably), write the
+ *      next superblock with redo start C, fdatasync;
  *   4. recycle the WAL before C.
  */
 #define _GNU_SOURCE
@@ -381,8 +382,10 @@ int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **o
 		goto fail;
 	}
 	if (o->create) {
+		/* the directory's own entry is durable before anything in it can be (a crashed
+		 * creation may have left it unsynced: sync it whether or not it is new) */
 		r = io->mkdir(io, dir, 0755);
-		if (r && r != -EEXIST)
+		if ((r && r != -EEXIST) || (r = pbox_io_fsync_parent(io, dir)))
 			goto fail;
 	}
 	/* 1: the lock */
@@ -431,6 +434,12 @@ int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **o
 	uint64_t ckpts = 0;
 	pbox_lsn redo = 0;
 	if (!creating) {
+		/* A killed program may have left names (the creation's data.new -> data, the
+		 * log's directory) and a superblock written but not synced: make them durable
+		 * before trusting them, since this open acknowledges writes and recycles the log
+		 * on their strength. */
+		if ((r = io->fsync_dir(io, dir)) || (r = io->fdatasync(io, st->data_fd)))
+			goto fail;
 		uint64_t gen = 0;
 		if ((r = read_super(io, st->data_fd, &ps, &gen, &redo, &ckpts))) {
 			explain(o, "%s/data: %s", dir,
@@ -629,6 +638,10 @@ int pbox_store_checkpoint(pbox_store *st)
 	/* 3, 4 */
 	if (!r)
 		r = st->io->fdatasync(st->io, st->data_fd);
+	/* the segment holding C exists, durably, before a superblock names C (C may be
+	 * exactly where a segment begins, before anything was written into it) */
+	if (!r)
+		r = pbox_wal_prepare(st->wal, c);
 	if (!r) {
 		st->checkpoints++;
 		r = write_super(st, c);

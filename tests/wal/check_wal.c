@@ -822,6 +822,53 @@ START_TEST(test_corruption_sweep)
 }
 END_TEST
 
+/* Issue 13, window 1: a group that ends exactly where a segment begins, a recycle up to that
+ * end, and a reopen from it. The segment holding the start did not exist: PBOX_ECORRUPT. */
+START_TEST(test_reopen_at_segment_boundary)
+{
+	pbox_io_memfs *fs;
+	ck_assert_int_eq(pbox_io_memfs_create(&fs), 0);
+	pbox_io *io = pbox_io_memfs_io(fs);
+	ck_assert_int_eq(io->mkdir(io, "/w", 0755), 0);
+	pbox_wal_options o;
+	pbox_wal_options_init(&o);
+	o.io = io;
+	o.segment_size = 16 << 10;
+	o.buffer_size = 64 << 10;
+	o.create = true;
+	pbox_wal *w;
+	ck_assert_int_eq(pbox_wal_open("/w", &o, &w), 0);
+	static unsigned char buf[12224];
+	memset(buf, 7, sizeof(buf));
+	pbox_wal_rec rec = { .type = 1, .data = buf, .len = sizeof(buf) };
+	pbox_lsn end;
+	ck_assert_int_eq(pbox_wal_append(w, &rec, 1, &end), 0);
+	ck_assert_uint_eq(end, 16384); /* the premise: exactly at the boundary */
+	ck_assert_int_eq(pbox_wal_wait_durable(w, end), 0);
+	pbox_lsn c = pbox_wal_end_lsn(w);
+	ck_assert_int_eq(pbox_wal_recycle(w, c), 0);
+	ck_assert_int_eq(pbox_wal_close(w), 0);
+	o.start_lsn = c;
+	o.create = false;
+	int r = pbox_wal_open("/w", &o, &w);
+	ck_assert_msg(r == 0, "reopen from a segment boundary: %s", pbox_status_name(r));
+	/* and it goes on: an append, a close, a reopen that finds it */
+	ck_assert_int_eq(pbox_wal_append(w, &rec, 1, &end), 0);
+	ck_assert_int_eq(pbox_wal_close(w), 0);
+	ck_assert_int_eq(pbox_wal_open("/w", &o, &w), 0);
+	pbox_wal_info info;
+	pbox_wal_get_info(w, &info);
+	ck_assert_uint_eq(info.end_lsn, end);
+	ck_assert_int_eq(pbox_wal_close(w), 0);
+	/* pbox_wal_prepare refuses an LSN past the end */
+	ck_assert_int_eq(pbox_wal_open("/w", &o, &w), 0);
+	ck_assert_int_eq(pbox_wal_prepare(w, end + 1), PBOX_EINVAL);
+	ck_assert_int_eq(pbox_wal_prepare(w, end), 0);
+	ck_assert_int_eq(pbox_wal_close(w), 0);
+	pbox_io_memfs_destroy(fs);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("wal");
@@ -830,6 +877,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_basic_roundtrip);
 	tcase_add_test(tc, test_bad_input);
 	tcase_add_test(tc, test_recycle);
+	tcase_add_test(tc, test_reopen_at_segment_boundary);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("backends");
 	tcase_add_test(tc, test_backends);

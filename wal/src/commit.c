@@ -492,8 +492,10 @@ void *pbox__wal_bg_main(void *arg)
 			lead(wal, due, false);
 		/* prepare the next segment once the current one is half used, so the leader
 		 * rarely has to create one (a zero-filled file) in a commit's path */
-		if (wal->reserved % wal->seg_size >= wal->seg_size / 2) {
-			uint64_t next = wal->reserved / wal->seg_size + 1;
+		uint64_t in_seg = wal->reserved % wal->seg_size;
+		if (in_seg == 0 || in_seg >= wal->seg_size / 2) {
+			/* at a boundary exactly, the segment beginning there is the one needed */
+			uint64_t next = wal->reserved / wal->seg_size + (in_seg != 0);
 			pthread_mutex_unlock(&wal->mu);
 			int fd;
 			(void)pbox__wal_seg_fd(wal, next, &fd); /* failures resurface in the leader */

@@ -3,6 +3,7 @@
  * end, erase a torn tail, make everything valid durable), closing and introspection.
  *
  * Open, step by step:
+ *   0. fsync the directory: names a killed program left unsynced are durable from now on.
  *   1. List the directory. "wal-<lsn>.seg" files with a valid header whose base matches
  *      their name are segments; "*.tmp" files are half-made segments and are removed;
  *      "spare-*.seg" files and segments below the start are spares for reuse. Without a start
@@ -284,6 +285,11 @@ int pbox_wal_open(const char *dir, const pbox_wal_options *o, pbox_wal **out)
 		goto fail;
 	}
 	wal->segs_cap = 8;
+	/* 0: a killed program may have left segment names (a .tmp renamed into place, a
+	 * segment recycled into a spare) unsynced: make them durable before this open trusts
+	 * them and acknowledges groups written into them */
+	if ((r = wal->io->fsync_dir(wal->io, dir)))
+		goto fail;
 	r = wal->io->listdir(wal->io, dir, list_cb, &l);
 	if (l.err)
 		r = l.err;

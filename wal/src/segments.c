@@ -153,6 +153,21 @@ out:
 	return r;
 }
 
+int pbox_wal_prepare(pbox_wal *wal, pbox_lsn lsn)
+{
+	if (atomic_load_explicit(&wal->poisoned, memory_order_acquire))
+		return PBOX_EPOISONED;
+	if (lsn > atomic_load_explicit(&wal->reserved_a, memory_order_relaxed))
+		return PBOX_EINVAL; /* past the end: no reopen can start there */
+	pthread_mutex_lock(&wal->seg_mu);
+	uint64_t first = wal->nsegs ? wal->segs[0].k : 0;
+	pthread_mutex_unlock(&wal->seg_mu);
+	if (lsn / wal->seg_size < first)
+		return PBOX_EINVAL; /* recycled already */
+	int fd;
+	return pbox__wal_seg_fd(wal, lsn / wal->seg_size, &fd);
+}
+
 int pbox_wal_recycle(pbox_wal *wal, pbox_lsn lsn)
 {
 	uint64_t durable = atomic_load_explicit(&wal->durable, memory_order_acquire);
@@ -160,8 +175,12 @@ int pbox_wal_recycle(pbox_wal *wal, pbox_lsn lsn)
 		lsn = durable;
 	if (atomic_load_explicit(&wal->poisoned, memory_order_acquire))
 		return PBOX_EPOISONED;
+	/* a reopen from lsn needs the segment holding it: when lsn is exactly where a segment
+	 * begins, that segment may not exist yet (nothing was written into it) */
+	int r = pbox_wal_prepare(wal, lsn);
+	if (r)
+		return r;
 	pbox_io *io = wal->io;
-	int r = 0;
 	bool changed = false;
 	pthread_mutex_lock(&wal->seg_mu);
 	/* keep the segment holding lsn (and always the last one) */

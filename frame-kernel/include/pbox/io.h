@@ -124,13 +124,22 @@ int pbox_io_fsync_parent(pbox_io *io, const char *path);
 /* ---- memfs: an in-memory file system with power cuts -------------------------------- */
 typedef struct pbox_io_memfs pbox_io_memfs;
 
+/* What a power cut leaves of the changes not yet synced. In every mode a torn write keeps
+ * each of its 512-byte sectors or not, independently; a kept write that did not extend the
+ * file when it was made never extends the durable size (if the truncate or fallocate that
+ * made room was lost, so are the bytes past the old end). Metadata (create, rename, unlink,
+ * mkdir) survives as a prefix of its journal (all of it or none in KEEP_ALL / DROP_ALL), and
+ * a name whose directory's own entry is not durable is lost with it. */
 typedef enum pbox_powercut_mode {
 	PBOX_POWERCUT_DROP_ALL = 0, /* every unsynced write and metadata change is lost */
-	PBOX_POWERCUT_KEEP_SUBSET,  /* each unsynced write survives with probability 1/2 */
-	PBOX_POWERCUT_TEAR_LAST,    /* writes before the last few survive; the last few are
-	                               torn: each 512-byte sector of them survives or not */
-	PBOX_POWERCUT_KEEP_ALL,     /* like a process crash: the OS keeps everything */
+	PBOX_POWERCUT_KEEP_SUBSET,  /* each unsynced write is kept, lost or torn (1/3 each) */
+	PBOX_POWERCUT_TEAR_LAST,    /* the last few writes of each file are torn; each earlier
+	                               one survives, or is torn with probability 1/4 */
+	PBOX_POWERCUT_KEEP_ALL,     /* the disk got everything just before the power went */
 } pbox_powercut_mode;
+
+/* pbox_io_memfs_arm's "what" for a process crash instead of a power cut. */
+#define PBOX_MEMFS_CRASH (-1)
 
 /* Returns 0 and the file system (and its pbox_io through pbox_io_memfs_io), or -ENOMEM. The
  * file system starts empty except for the root "/". */
@@ -146,6 +155,24 @@ pbox_io *pbox_io_memfs_io(pbox_io_memfs *fs);
  * pending. peek/poke work in either state. */
 uint64_t pbox_io_memfs_powercut(pbox_io_memfs *fs, pbox_powercut_mode mode, uint64_t seed);
 void pbox_io_memfs_restart(pbox_io_memfs *fs);
+
+/* A process crash (kill -9): every descriptor is closed and every lock released, but the
+ * kernel keeps what was written and named, unsynced as before — a later power cut can still
+ * lose it, unless the next program syncs it. Until pbox_io_memfs_restart() every call fails
+ * with -EIO, as after a power cut, so threads of the crashed program change nothing more. */
+void pbox_io_memfs_crash(pbox_io_memfs *fs);
+
+/* Arm a crash (what = PBOX_MEMFS_CRASH) or a power cut (what = a pbox_powercut_mode, seed as
+ * for pbox_io_memfs_powercut) at the nth state-changing call from now (1 = the next one;
+ * 0 disarms). State-changing calls: open with O_CREAT or O_TRUNC, pwrite, fsync, fdatasync,
+ * ftruncate, fallocate, rename, unlink, mkdir, fsync_dir. The nth call fails with -EIO and
+ * changes nothing; so does every call after it until pbox_io_memfs_restart(). Lets a test
+ * place a cut exactly, anywhere in an operation (creation, recycling, a checkpoint). */
+void pbox_io_memfs_arm(pbox_io_memfs *fs, uint64_t nth, int what, uint64_t seed);
+/* Did the armed crash or power cut happen? */
+bool pbox_io_memfs_fired(pbox_io_memfs *fs);
+/* State-changing calls so far (to choose an nth for pbox_io_memfs_arm). */
+uint64_t pbox_io_memfs_changes(pbox_io_memfs *fs);
 
 /* Bytes written but not yet synced, over all files (for tests). */
 uint64_t pbox_io_memfs_unsynced_bytes(pbox_io_memfs *fs);

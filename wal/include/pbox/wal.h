@@ -113,9 +113,17 @@ int pbox_wal_flush(pbox_wal *wal);
 pbox_lsn pbox_wal_end_lsn(pbox_wal *wal);     /* just past the last appended group */
 pbox_lsn pbox_wal_durable_lsn(pbox_wal *wal); /* what wait_durable has guaranteed */
 
+/* Make the segment holding lsn exist, durably (file, zeros and directory entry), so that
+ * the log can be reopened with start_lsn = lsn. A caller that records lsn as a redo start
+ * (a checkpoint's superblock) calls this first: at the end of the log lsn may lie exactly
+ * where a segment begins that nothing was written into yet. PBOX_EINVAL for an lsn past the
+ * end or already recycled. */
+int pbox_wal_prepare(pbox_wal *wal, pbox_lsn lsn);
+
 /* Segments that end at or before lsn are no longer needed (a checkpoint's redo start moved
  * past them): up to max_spares of them are kept for reuse under spare names, the rest are
- * deleted. The directory is fsynced. lsn beyond the durable LSN is clamped to it. */
+ * deleted. The directory is fsynced. lsn beyond the durable LSN is clamped to it. The
+ * segment holding lsn is prepared first (pbox_wal_prepare), so a reopen from lsn works. */
 int pbox_wal_recycle(pbox_wal *wal, pbox_lsn lsn);
 
 /* ---- replay ------------------------------------------------------------------------------ */
