@@ -177,12 +177,12 @@ int pbox_mtr_alloc(pbox_mtr *m, uint16_t type, pbox_pid *out, void **page)
 	pbox_pid pid;
 	if (head != PBOX_PID_NONE) {
 		if (head < FIRST_DATA_PID || head >= count || !nfree)
-			return PBOX_ECORRUPT;
+			return PBOX_CORRUPT_PID(META_PID);
 		unsigned char *fp;
 		if ((r = pbox_mtr_fix(m, head, (void **)&fp)))
 			return r;
 		if (ld16(fp + OFF_TYPE) != PBOX_PAGE_TYPE_FREE)
-			return PBOX_ECORRUPT;
+			return PBOX_CORRUPT_PID(head);
 		unsigned char upd[16];
 		st64(upd, ld64(fp + OFF_NEXT));
 		st64(upd + 8, nfree - 1);
@@ -338,86 +338,5 @@ out:
 		pbox__set_poison(st, r);
 	if (!r && lsn_out)
 		*lsn_out = end;
-	return r;
-}
-
-/* ---- redo ------------------------------------------------------------------------------ */
-
-static const pbox_redo_handler *find_handler(pbox_store *st, uint16_t type)
-{
-	for (unsigned i = 0; i < st->nredo; i++)
-		if (st->redo[i].type == type)
-			return &st->redo[i];
-	return NULL;
-}
-
-int pbox__redo_apply(pbox_store *st, uint16_t type, const unsigned char *payload, uint32_t len,
-		     pbox_lsn end, bool *restored, int *decision)
-{
-	const uint32_t ps = st->pub.page_size;
-	if (len < 8)
-		return PBOX_ECORRUPT;
-	pbox_pid pid = ld64(payload);
-	if (pid >= st->max_pages)
-		return PBOX_ECORRUPT;
-	const pbox_redo_handler *h = NULL;
-	if (type >= PBOX_REDO_TYPE_USER && !(h = find_handler(st, type)))
-		return PBOX_ECORRUPT; /* a record type nobody registered */
-	if (type < PBOX_REDO_TYPE_USER && type != REDO_FPI && type != REDO_WRITE && type != REDO_INIT)
-		return PBOX_ECORRUPT;
-	bool torn = false;
-	int r = pbox__pool_fix_x(st, pid, true, &torn);
-	if (r)
-		return r;
-	unsigned char *page = pbox_page_addr(st, pid);
-	const unsigned char *body = payload + 8;
-	uint32_t blen = len - 8;
-	/* One decision per page per group, taken at its first record in the group: records
-	 * after the first would otherwise see the group's own LSN and be skipped. */
-	if (*decision < 0)
-		*decision = torn || ld64(page + OFF_LSN) < end;
-	bool apply = *decision;
-	if (type == REDO_FPI) {
-		if (blen != ps) {
-			r = PBOX_ECORRUPT;
-		} else if (apply) {
-			memcpy(page, body, ps);
-			*restored |= torn;
-			torn = false;
-			*decision = 0; /* the image already holds the group's other changes */
-		}
-	} else if (torn && type == REDO_INIT) {
-		if (blen != 2) {
-			r = PBOX_ECORRUPT;
-		} else { /* an INIT rebuilds the page whole: as good as an image */
-			pbox__page_init(page, ps, pid, ld16(body));
-			*restored = true;
-			*decision = 1;
-		}
-	} else if (torn) {
-		r = PBOX_ECORRUPT; /* damaged on disk and no full-page image to restore it */
-	} else if (apply) {
-		if (type == REDO_WRITE) {
-			uint32_t off = blen >= 4 ? ld32(body) : UINT32_MAX;
-			if (blen < 4 || off > ps || blen - 4 > ps - off)
-				r = PBOX_ECORRUPT;
-			else
-				memcpy(page + off, body + 4, blen - 4);
-		} else if (type == REDO_INIT) {
-			if (blen != 2)
-				r = PBOX_ECORRUPT;
-			else
-				pbox__page_init(page, ps, pid, ld16(body));
-		} else {
-			r = h->fn(page, ps, body, blen, h->arg);
-		}
-	}
-	if (!r && apply) {
-		st64(page + OFF_LSN, end);
-		uint64_t zero = 0;
-		frame *f = pbox__frame(st, pid);
-		atomic_compare_exchange_strong(&f->dirty, &zero, end);
-	}
-	pbox__pool_unfix_x(st, pid);
 	return r;
 }

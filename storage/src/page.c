@@ -2,6 +2,9 @@
  * page.c — the page header: checksum, verification, initialisation (format in
  * storage_int.h). The checksum covers every byte of the page after the checksum field, so a
  * torn write, a flipped bit or a misdirected write (page id mismatch) are all detected.
+ * pbox__page_verify is a predicate (superblock probing and recovery call it expecting
+ * failures): it returns plain PBOX_ECORRUPT; callers that act on the verdict record it
+ * with PBOX_CORRUPT_PID.
  */
 #include "storage_int.h"
 

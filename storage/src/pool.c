@@ -333,8 +333,10 @@ static int load_locked(pbox_store *st, pbox_pid pid, bool allow_torn, bool *torn
 		if (!r) {
 			r = pbox__page_verify(p, ps, pid);
 			if (r && allow_torn) {
-				*torn = true;
+				*torn = true; /* recovery restores it from an image, or reports it */
 				r = 0;
+			} else if (r) {
+				r = PBOX_CORRUPT_PID(pid);
 			}
 		}
 		COUNT(st, misses, 1);
@@ -558,8 +560,8 @@ int pbox_page_prefetch(pbox_store *st, const pbox_pid *pids, unsigned n)
 		for (unsigned j = 0; j < k; j++) {
 			frame *f = pbox__frame(st, claimed[j]);
 			int e = r ? r : res[j];
-			if (!e)
-				e = pbox__page_verify(bufs[j], st->pub.page_size, claimed[j]);
+			if (!e && pbox__page_verify(bufs[j], st->pub.page_size, claimed[j]))
+				e = PBOX_CORRUPT_PID(claimed[j]);
 			if (e) {
 				madvise(bufs[j], st->pub.page_size, MADV_DONTNEED);
 				pbox_swip_finish(&f->swip, owned[j], PBOX_FRAME_EVICTED);

@@ -221,13 +221,30 @@ static inline int pbox__poisoned(pbox_store *st)
 	return atomic_load_explicit(&st->poison, memory_order_acquire) ? PBOX_EPOISONED : 0;
 }
 
-/* ---- store.c ------------------------------------------------------------------------ */
+/* ---- datafile.c --------------------------------------------------------------------- */
+/* Grow the data file (16 MiB chunks) to hold need_pages; PBOX_ENOSPC beyond max_pages. */
 int pbox__store_grow(pbox_store *st, uint64_t need_pages);
+/* Write and sync the next superblock generation with this redo start. */
+int pbox__store_write_super(pbox_store *st, pbox_lsn redo_start);
+/* Remove every file in dir and sync it (the log directory of a store being created). */
+int pbox__store_clear_dir(pbox_io *io, const char *dir);
 
-/* ---- mtr.c -------------------------------------------------------------------------- */
+/* ---- recovery.c --------------------------------------------------------------------- */
+/* The valid superblock copy with the higher generation (PBOX_ECORRUPT if none,
+ * PBOX_EVERSION if either is of another format version). */
+int pbox__store_read_super(pbox_io *io, int fd, uint32_t *ps_out, uint64_t *gen,
+			   pbox_lsn *redo, uint64_t *ckpts);
+/* Redo every group from the redo start; fills the rec_* statistics. */
+int pbox__store_recover(pbox_store *st);
+/* Read the allocator's state from the meta page. */
+int pbox__store_read_meta(pbox_store *st);
 /* Apply one record of the group ending at end. *decision caches, per page and group,
  * whether the group applies to the page (-1: not decided yet). */
 int pbox__redo_apply(pbox_store *st, uint16_t type, const unsigned char *payload, uint32_t len,
 		     pbox_lsn end, bool *restored, int *decision);
+
+/* ---- checkpoint.c ------------------------------------------------------------------- */
+int pbox__ac_start(pbox_store *st, uint64_t bytes);
+void pbox__ac_stop(pbox_store *st);
 
 #endif

@@ -475,8 +475,29 @@ START_TEST(test_torn_page_restored)
 	ck_assert_int_eq(pbox_store_open(DIR_, &o, &st), 0);
 	uint64_t v;
 	ck_assert_int_eq(pbox_page_fix_opt(st, pid, &v), PBOX_ECORRUPT);
+	/* the failure says where it was found: the pool's load, and the page */
+	pbox_corruption c;
+	ck_assert(pbox_corruption_last(&c));
+	ck_assert_str_eq(c.file, "pool.c");
+	ck_assert_uint_eq(c.pid, pid);
+	char where[128];
+	pbox_corruption_format(&c, where, sizeof(where));
+	char want[64];
+	snprintf(want, sizeof(want), ", page %llu", (unsigned long long)pid);
+	ck_assert_ptr_nonnull(strstr(where, want));
+	uint64_t seq = c.seq;
 	ck_assert_int_eq(pbox_page_fix_shared(st, pid), PBOX_ECORRUPT);
+	ck_assert(pbox_corruption_last_any(&c));
+	ck_assert_uint_gt(c.seq, seq); /* a second detection, recorded again */
 	ck_assert_int_eq(pbox_store_close(st), 0);
+	/* an open that fails on corruption says where in its error buffer */
+	char err[256] = "";
+	o.errbuf = err;
+	o.errbuf_len = sizeof(err);
+	memset(junk, 0x5A, sizeof(junk));
+	ck_assert_int_eq(pbox_io_memfs_poke(fs, DIR_ "/data", junk, sizeof(junk), 2 * 4096 + 100), 0);
+	ck_assert_int_eq(pbox_store_open(DIR_, &o, &st), PBOX_ECORRUPT);
+	ck_assert_msg(strstr(err, "(detected at ") && strstr(err, "page 2"), "errbuf: %s", err);
 	pbox_io_memfs_destroy(fs);
 }
 END_TEST

@@ -2,6 +2,8 @@
  * format.c — encoding and checking of segment headers, group headers and records (the
  * formats are tabled in wal_int.h). Checks never trust a length before bounding it: these
  * functions run on arbitrary bytes (torn writes, recycled files, corruption, fuzzing).
+ * They are predicates (open probes every 8 bytes of a tail for group headers): they return
+ * plain PBOX_ECORRUPT, and the callers that act on a verdict record it (PBOX_CORRUPT).
  */
 #include "wal_int.h"
 

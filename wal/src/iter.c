@@ -65,7 +65,7 @@ static int window(wal_reader *rd, uint64_t lsn, size_t need)
 	if (S - off < len)
 		len = (size_t)(S - off);
 	if (len < need)
-		return PBOX_ECORRUPT;
+		return PBOX_CORRUPT();
 	rd->win_len = 0;
 	int r = pbox__wal_reader_pread(rd, k, rd->win, len, off);
 	if (r)
@@ -147,7 +147,7 @@ int pbox_wal_iter_next(pbox_wal_iter *it, pbox_wal_group *g)
 	int r = pbox__wal_reader_next(&it->rd);
 	it->have_group = r == RD_GROUP;
 	if (r == RD_INVALID)
-		return PBOX_ECORRUPT; /* open validated this range: it changed under us */
+		return PBOX_CORRUPT(); /* open validated this range: it changed under us */
 	if (r != RD_GROUP)
 		return r; /* RD_END (0) or an error */
 	g->lsn = it->rd.g.lsn;

@@ -191,7 +191,7 @@ static int scan_after(pbox_wal *wal, wal_reader *rd, uint64_t p, uint64_t last_k
 							      wal->max_group + GROUP_HDR, &g))
 					continue;
 				if (g.sync_lsn > p)
-					return PBOX_ECORRUPT;
+					return PBOX_CORRUPT();
 				if (q + g.total > *erase_end)
 					*erase_end = q + g.total;
 			}
@@ -320,13 +320,13 @@ int pbox_wal_open(const char *dir, const pbox_wal_options *o, pbox_wal **out)
 		} else if (!o->start_lsn) {
 			/* "from the oldest segment": a damaged oldest segment is never skipped (the
 			 * log would silently lose its groups, and the file become a spare) */
-			r = PBOX_ECORRUPT;
+			r = PBOX_CORRUPT();
 			goto fail;
 		}
 	}
 	if (!have_first) {
 		if (o->start_lsn || nseg_files) {
-			r = PBOX_ECORRUPT; /* the log the caller needs is not (all) here */
+			r = PBOX_CORRUPT(); /* the log the caller needs is not (all) here */
 			goto fail;
 		}
 		if (!o->create) {
@@ -368,13 +368,13 @@ int pbox_wal_open(const char *dir, const pbox_wal_options *o, pbox_wal **out)
 		}
 		if (hr || h.base != f->base || h.seg_size != S || h.log_id != wal->log_id ||
 		    f->base % S) {
-			r = PBOX_ECORRUPT;
+			r = PBOX_CORRUPT();
 			goto fail;
 		}
 		if (f->base / S == k0)
 			continue;
 		if (f->base / S != last_k + 1) {
-			r = PBOX_ECORRUPT; /* segment(s) missing inside the log */
+			r = PBOX_CORRUPT(); /* segment(s) missing inside the log */
 			goto fail;
 		}
 		last_k++;

@@ -50,6 +50,33 @@ const char *pbox_strerror(int status);
 /* The symbolic name of a status ("PBOX_ECORRUPT", "EIO", "OK"), for logs and tests. */
 const char *pbox_status_name(int status);
 
+/* ---- where a corruption was detected ----------------------------------------------------
+ * Every place that returns PBOX_ECORRUPT for something it read (a checksum, a page id, a
+ * length, a format field) does so through PBOX_CORRUPT / PBOX_CORRUPT_PID, which records the
+ * place (file:line) and the page id when known, then evaluates to PBOX_ECORRUPT. The record
+ * is kept per thread (the calling thread's last detection: read it right after the call that
+ * failed) and once per process (the last detection of any thread). With the environment
+ * variable PBOX_DEBUG_CORRUPT set, each detection is also written to stderr as one line.
+ * Code that reads racily (optimistic readers, whose verdict only counts after validation)
+ * returns plain PBOX_ECORRUPT and lets the validated caller record it. */
+typedef struct pbox_corruption {
+	const char *file; /* NULL: none recorded */
+	int line;
+	unsigned long long pid; /* PBOX_PID_NONE (all ones) when unknown */
+	unsigned long long seq; /* process-wide detection counter at this detection (1, 2, ...) */
+} pbox_corruption;
+
+int pbox__corrupt_at(const char *file, int line, unsigned long long pid);
+#define PBOX_CORRUPT() pbox__corrupt_at(__FILE__, __LINE__, ~0ull)
+#define PBOX_CORRUPT_PID(pid) pbox__corrupt_at(__FILE__, __LINE__, (unsigned long long)(pid))
+
+/* The calling thread's last detection (false if none). */
+_Bool pbox_corruption_last(pbox_corruption *out);
+/* The process's last detection, on any thread (false if none). */
+_Bool pbox_corruption_last_any(pbox_corruption *out);
+/* "file:line" or "file:line, page N" of a detection, into buf (always terminated). */
+void pbox_corruption_format(const pbox_corruption *c, char *buf, unsigned long cap);
+
 #ifdef __cplusplus
 }
 #endif
