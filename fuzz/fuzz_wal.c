@@ -78,7 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			pbox_lsn end;
 			rc = pbox_wal_append(w, &rec, 1, &end);
 			if (rc == 0)
-				(void)pbox_wal_wait_durable(w, end);
+				rc = pbox_wal_wait_durable(w, end);
+			FZ_CHECK(rc == 0 || rc < 0, "append/wait returned %d", rc); /* any error is fine */
 		}
 		(void)pbox_wal_close(w);
 	} else {

@@ -252,8 +252,12 @@ int pbox_mtr_meta_set(pbox_mtr *m, unsigned slot, uint64_t value)
 
 static void release_all(pbox_mtr *m)
 {
-	for (unsigned i = 0; i < m->npages; i++)
+	PBOX_ASSERT(m->npages <= PBOX_MTR_MAX_PAGES);
+	for (unsigned i = 0; i < m->npages; i++) {
+		/* every page an mtr holds, it holds exclusively and resident */
+		PBOX_ASSERT(pbox_latch_is_exclusive(pbox_page_latch(m->st, m->pages[i].pid)));
 		pbox__pool_unfix_x(m->st, m->pages[i].pid);
+	}
 	pbox_free(m->log);
 	pbox_free(m);
 }

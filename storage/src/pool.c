@@ -21,6 +21,20 @@
  *      evict_mu or res_mu; nothing takes a page latch while holding res_mu except
  *      exclusive_try.
  *
+ * Memory ordering (what protects each field of a frame: storage_int.h):
+ *   - page bytes: the page latch (hybrid-latch's orderings: exclusive release publishes a
+ *     writer's stores; optimistic readers validate after an acquire fence);
+ *   - swip (residency): changed only under the page's exclusive latch (A1); read racily by
+ *     the evictor's first pass (HOT -> COOL is a CAS that an access may win) — a stale
+ *     read only delays a decision;
+ *   - dirty: set (CAS 0 -> LSN) by an mtr commit under the exclusive latch, cleared by
+ *     write-back under at least the shared latch; relaxed, since the latch orders it;
+ *   - res_slot: only under res_mu (relaxed atomics so racy diagnostic reads are defined);
+ *   - resident / budget_pages: relaxed counters; make_room reads them as hints and the
+ *     evictor re-checks under evict_mu;
+ *   - file_pages: release store under grow_mu after the fallocate succeeded, acquire load
+ *     by faults (a fault must not read beyond what the file holds).
+ *
  * Replacement (clock with a COOL stage), per step of the hand over the resident set:
  *   1. HOT page: mark COOL (CAS; an access in between wins and keeps it HOT).
  *   2. COOL page: try its exclusive latch; if free and still COOL, claim it (EVICTING).
@@ -109,6 +123,7 @@ void pbox__pool_fini(pbox_store *st)
 static void res_add(pbox_store *st, pbox_pid pid)
 {
 	pthread_mutex_lock(&st->res_mu);
+	PBOX_ASSERT(st->res_n < st->max_pages); /* a page is in the set at most once */
 	uint32_t slot = st->res_n++;
 	st->res[slot] = pid;
 	atomic_store_explicit(&pbox__frame(st, pid)->res_slot, slot, memory_order_relaxed);
@@ -119,6 +134,7 @@ static void res_add(pbox_store *st, pbox_pid pid)
 static void res_remove_locked(pbox_store *st, pbox_pid pid)
 {
 	uint32_t slot = atomic_load_explicit(&pbox__frame(st, pid)->res_slot, memory_order_relaxed);
+	PBOX_ASSERT(st->res_n > 0 && slot < st->res_n && st->res[slot] == pid);
 	uint32_t last = --st->res_n;
 	if (slot != last) {
 		pbox_pid moved = st->res[last];

@@ -74,6 +74,12 @@
 
 enum { REDO_FPI = 1, REDO_WRITE = 2, REDO_INIT = 3 };
 
+/* the layout promises of the tables above */
+PBOX_STATIC_ASSERT(OFF_NEXT + 8 == PBOX_PAGE_HDR, "the page header is 32 bytes");
+PBOX_STATIC_ASSERT(OFF_TYPE == 4 && OFF_PID == 8 && OFF_LSN == 16, "page header offsets");
+PBOX_STATIC_ASSERT(SB_CKPTS + 8 <= 4096 && META_SLOTS + 8 * PBOX_META_SLOTS <= 4096,
+		   "superblock and meta page fit the smallest page");
+
 static inline uint64_t ld64(const void *p)
 {
 	uint64_t v;
@@ -109,11 +115,14 @@ static inline void st16(void *p, uint16_t v)
  * pages never touched cost nothing). 32 bytes, two per cache line... see DESIGN.md. */
 typedef struct frame {
 	pbox_latch latch;           /* protects the page's bytes */
-	pbox_swip swip;             /* residency state */
-	_Atomic uint64_t dirty;     /* 0: clean; else end LSN of the group that dirtied it first */
+	pbox_swip swip;             /* residency state: changed under latch X only */
+	_Atomic uint64_t dirty;     /* 0: clean; else end LSN of the group that dirtied it first:
+	                               set under latch X (commit), cleared under latch S or X
+	                               (write-back) */
 	_Atomic uint32_t res_slot;  /* index in the resident set while resident (res_mu) */
-	_Atomic uint32_t fpi_epoch; /* checkpoint epoch of its last full-page image */
+	_Atomic uint32_t fpi_epoch; /* checkpoint epoch of its last full-page image (latch X) */
 } frame;
+PBOX_STATIC_ASSERT(sizeof(frame) == 32, "a frame is 32 bytes: two per cache line");
 
 /* Metrics in stripes: each thread adds to its own cache line, so counting a hit writes no
  * line another thread reads or writes. */

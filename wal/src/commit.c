@@ -63,6 +63,7 @@ static void retire(pbox_wal *wal)
 	}
 	if (wal->slot_head == wal->slot_tail)
 		wal->filled = wal->reserved;
+	PBOX_ASSERT(wal->reserved >= wal->filled && wal->filled >= wal->written); /* invariant 1 */
 }
 
 static void set_poison(pbox_wal *wal, int err)
@@ -257,6 +258,8 @@ static int lead(pbox_wal *wal, bool want_sync, bool force_sync)
 			wal->groups_synced = groups;
 		}
 		uint64_t d = wal->sync == PBOX_WAL_SYNC_NONE ? wal->written : wal->synced;
+		PBOX_ASSERT(wal->filled >= wal->written && wal->written >= wal->synced &&
+			    d <= wal->filled); /* invariant 1: durable never covers unfilled bytes */
 		if (d > atomic_load_explicit(&wal->durable, memory_order_relaxed))
 			atomic_store_explicit(&wal->durable, d, memory_order_release);
 	}
@@ -317,6 +320,7 @@ int pbox_wal_append(pbox_wal *wal, const pbox_wal_rec *recs, unsigned n, pbox_ls
 	seq = wal->slot_tail++;
 	wal->slots[seq % NSLOTS].end = end;
 	uint64_t prev_seg = wal->reserved / S;
+	PBOX_ASSERT(end > wal->reserved);
 	wal->reserved = end;
 	atomic_store_explicit(&wal->reserved_a, end, memory_order_relaxed);
 	sync_lsn = wal->synced;

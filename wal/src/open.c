@@ -17,6 +17,9 @@
  *      Otherwise they are leftovers of the last, torn write: zero them.
  *   5. fdatasync every chain segment (a process crash may have left the valid prefix in the
  *      page cache only), then start appending at p.
+ *   6. the ring and the background thread.
+ * Functions: new_wal (0), list_log (0-1), find_first (1), create_log (a new log),
+ * open_chain (2), validate_log (3-5), start_log (6).
  */
 #define _GNU_SOURCE
 #include "wal_int.h"
@@ -252,17 +255,20 @@ static void free_wal(pbox_wal *wal)
 	pbox_free(wal);
 }
 
-int pbox_wal_open(const char *dir, const pbox_wal_options *o, pbox_wal **out)
+static bool has_segments(const listing *l)
 {
-	if (!dir || !o || !out)
-		return PBOX_EINVAL;
-	if (!pow2_in(o->segment_size, 16 << 10, 1ull << 30) ||
-	    !pow2_in(o->buffer_size, 64 << 10, 1ull << 30) || (unsigned)o->sync > PBOX_WAL_SYNC_NONE)
-		return PBOX_EINVAL;
-	uint64_t t0 = pbox_now_ns();
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].is_seg)
+			return true;
+	return false;
+}
+
+/* Step 0: the log object from the options; nothing opened yet. */
+static pbox_wal *new_wal(const char *dir, const pbox_wal_options *o)
+{
 	pbox_wal *wal = pbox_aligned_alloc(PBOX_CACHELINE, sizeof(*wal));
 	if (!wal)
-		return -ENOMEM;
+		return NULL;
 	memset(wal, 0, sizeof(*wal));
 	pthread_mutex_init(&wal->mu, NULL);
 	pthread_mutex_init(&wal->seg_mu, NULL);
@@ -277,184 +283,219 @@ int pbox_wal_open(const char *dir, const pbox_wal_options *o, pbox_wal **out)
 	wal->max_spares = o->max_spares;
 	wal->buf_size = o->buffer_size;
 	wal->seg_size = o->segment_size;
-	int r = 0;
-	listing l = { .wal = wal };
-	wal_reader rd = { .fd = -1 };
-	if (!(wal->dir = pbox_strdup(dir)) || !(wal->segs = pbox_calloc(8, sizeof(wal_seg)))) {
-		r = -ENOMEM;
-		goto fail;
-	}
+	wal->dir = pbox_strdup(dir);
+	wal->segs = pbox_calloc(8, sizeof(wal_seg));
 	wal->segs_cap = 8;
-	/* 0: a killed program may have left segment names (a .tmp renamed into place, a
-	 * segment recycled into a spare) unsynced: make them durable before this open trusts
-	 * them and acknowledges groups written into them */
-	if ((r = wal->io->fsync_dir(wal->io, dir)))
-		goto fail;
-	r = wal->io->listdir(wal->io, dir, list_cb, &l);
-	if (l.err)
-		r = l.err;
-	if (r)
-		goto fail;
-	if (l.n)
-		qsort(l.v, l.n, sizeof(found), cmp_found);
+	if (!wal->dir || !wal->segs) {
+		free_wal(wal);
+		return NULL;
+	}
+	return wal;
+}
 
-	/* 1-2: headers, segment size, chain */
-	size_t nseg_files = 0;
-	for (size_t i = 0; i < l.n; i++)
-		nseg_files += l.v[i].is_seg;
-	seg_hdr first = { 0 };
-	bool have_first = false;
-	for (size_t i = 0; i < l.n && !have_first; i++) {
-		if (!l.v[i].is_seg)
+/* Steps 0-1: sync the directory (names a killed program left unsynced are durable from now
+ * on, before open trusts them and appends after them), list it, sorted by base. */
+static int list_log(pbox_wal *wal, listing *l)
+{
+	int r = wal->io->fsync_dir(wal->io, wal->dir);
+	if (!r)
+		r = wal->io->listdir(wal->io, wal->dir, list_cb, l);
+	if (l->err)
+		r = l->err;
+	if (!r && l->n)
+		qsort(l->v, l->n, sizeof(found), cmp_found);
+	return r;
+}
+
+/* Step 1: the segment holding the start (or, without one, the oldest, which must be good).
+ * 0 and *have = false when the directory holds no segment of the log. */
+static int find_first(pbox_wal *wal, const listing *l, pbox_lsn start_lsn, seg_hdr *first,
+		      bool *have)
+{
+	*have = false;
+	for (size_t i = 0; i < l->n && !*have; i++) {
+		if (!l->v[i].is_seg)
 			continue;
 		seg_hdr h;
-		int hr = read_seg_hdr(wal, l.v[i].name, &h);
-		if (hr && hr != PBOX_ECORRUPT) { /* another version, or an I/O error */
-			r = hr;
-			goto fail;
-		}
-		bool good = hr == 0 && h.base == l.v[i].base;
-		if (good && (!o->start_lsn || h.base / h.seg_size == o->start_lsn / h.seg_size)) {
-			first = h;
-			have_first = true;
-		} else if (!o->start_lsn) {
+		int hr = read_seg_hdr(wal, l->v[i].name, &h);
+		if (hr && hr != PBOX_ECORRUPT) /* another version, or an I/O error */
+			return hr;
+		bool good = hr == 0 && h.base == l->v[i].base;
+		if (good && (!start_lsn || h.base / h.seg_size == start_lsn / h.seg_size)) {
+			*first = h;
+			*have = true;
+		} else if (!start_lsn) {
 			/* "from the oldest segment": a damaged oldest segment is never skipped (the
 			 * log would silently lose its groups, and the file become a spare) */
-			r = PBOX_CORRUPT();
-			goto fail;
+			return PBOX_CORRUPT();
 		}
 	}
-	if (!have_first) {
-		if (o->start_lsn || nseg_files) {
-			r = PBOX_CORRUPT(); /* the log the caller needs is not (all) here */
-			goto fail;
-		}
-		if (!o->create) {
-			r = PBOX_ENOTFOUND;
-			goto fail;
-		}
-		if (getrandom(&wal->log_id, sizeof(wal->log_id), 0) != sizeof(wal->log_id))
-			wal->log_id = pbox_now_ns() ^ ((uint64_t)(uintptr_t)wal << 16);
-		for (size_t i = 0; i < l.n; i++)
-			if ((r = add_spare(wal, l.v[i].name)))
-				goto fail;
-		wal->max_group = pbox_wal_max_group_bytes(wal->seg_size, wal->buf_size);
-		int fd;
-		if ((r = pbox__wal_seg_fd(wal, 0, &fd)))
-			goto fail;
-		wal->start_lsn = SEG_HDR;
-		wal->reserved = wal->filled = wal->written = wal->synced = SEG_HDR;
-		goto started;
-	}
-	wal->seg_size = first.seg_size;
-	wal->log_id = first.log_id;
+	return 0;
+}
+
+/* A new, empty log: a fresh id, every file found becomes a spare, segment 0 made. */
+static int create_log(pbox_wal *wal, const listing *l)
+{
+	if (getrandom(&wal->log_id, sizeof(wal->log_id), 0) != sizeof(wal->log_id))
+		wal->log_id = pbox_now_ns() ^ ((uint64_t)(uintptr_t)wal << 16);
+	int r;
+	for (size_t i = 0; i < l->n; i++)
+		if ((r = add_spare(wal, l->v[i].name)))
+			return r;
 	wal->max_group = pbox_wal_max_group_bytes(wal->seg_size, wal->buf_size);
+	int fd;
+	if ((r = pbox__wal_seg_fd(wal, 0, &fd)))
+		return r;
+	wal->start_lsn = SEG_HDR;
+	wal->reserved = wal->filled = wal->written = wal->synced = SEG_HDR;
+	return 0;
+}
+
+/* Step 2: the chain of consecutive segments from the first; files below it become spares;
+ * a good segment beyond a gap means one is missing (PBOX_ECORRUPT). *last_k is the last. */
+static int open_chain(pbox_wal *wal, const listing *l, const seg_hdr *first, uint64_t *last_k)
+{
 	const uint64_t S = wal->seg_size;
-	uint64_t k0 = first.base / S, last_k = k0;
-	wal->start_lsn = o->start_lsn ? o->start_lsn : first.base + SEG_HDR;
-	for (size_t i = 0; i < l.n; i++) {
-		found *f = &l.v[i];
-		if (!f->is_seg || f->base < first.base) {
+	uint64_t k0 = first->base / S;
+	*last_k = k0;
+	int r;
+	for (size_t i = 0; i < l->n; i++) {
+		const found *f = &l->v[i];
+		if (!f->is_seg || f->base < first->base) {
 			if ((r = add_spare(wal, f->name)))
-				goto fail;
+				return r;
 			continue;
 		}
 		/* every file in the log's range must be a good segment of this log, in sequence */
 		seg_hdr h;
 		int hr = read_seg_hdr(wal, f->name, &h);
-		if (hr && hr != PBOX_ECORRUPT) { /* another version, or an I/O error */
-			r = hr;
-			goto fail;
-		}
+		if (hr && hr != PBOX_ECORRUPT) /* another version, or an I/O error */
+			return hr;
 		if (hr || h.base != f->base || h.seg_size != S || h.log_id != wal->log_id ||
-		    f->base % S) {
-			r = PBOX_CORRUPT();
-			goto fail;
-		}
+		    f->base % S)
+			return PBOX_CORRUPT();
 		if (f->base / S == k0)
 			continue;
-		if (f->base / S != last_k + 1) {
-			r = PBOX_CORRUPT(); /* segment(s) missing inside the log */
-			goto fail;
-		}
-		last_k++;
+		if (f->base / S != *last_k + 1)
+			return PBOX_CORRUPT(); /* segment(s) missing inside the log */
+		(*last_k)++;
 	}
-	for (uint64_t k = k0; k <= last_k; k++) {
+	for (uint64_t k = k0; k <= *last_k; k++) {
 		char path[4096];
 		if ((r = pbox__wal_seg_path(wal, k, path, sizeof(path))))
-			goto fail;
+			return r;
 		int fd = wal->io->open(wal->io, path, pbox__wal_seg_flags(wal), 0);
-		if (fd < 0) {
-			r = fd;
-			goto fail;
-		}
+		if (fd < 0)
+			return fd;
 		if (wal->nsegs == wal->segs_cap) {
 			wal_seg *v = pbox_realloc(wal->segs, wal->segs_cap * 2 * sizeof(*v));
 			if (!v) {
 				wal->io->close(wal->io, fd);
-				r = -ENOMEM;
-				goto fail;
+				return -ENOMEM;
 			}
 			wal->segs = v;
 			wal->segs_cap *= 2;
 		}
 		wal->segs[wal->nsegs++] = (wal_seg){ .k = k, .fd = fd };
 	}
+	return 0;
+}
 
-	/* 3: validate groups from the start */
-	if ((r = pbox__wal_reader_init(&rd, wal, wal->start_lsn, UINT64_MAX, last_k)))
-		goto fail;
-	for (;;) {
-		r = pbox__wal_reader_next(&rd);
+/* Steps 3-5: validate groups from the start to the first position p without one, erase the
+ * leftovers of a torn write after p (or fail if a later group proves p was durable), make
+ * the valid prefix durable; appending starts at p. */
+static int validate_log(pbox_wal *wal, wal_reader *rd, uint64_t last_k)
+{
+	int r = pbox__wal_reader_init(rd, wal, wal->start_lsn, UINT64_MAX, last_k);
+	if (r)
+		return r;
+	for (;;) { /* 3 */
+		r = pbox__wal_reader_next(rd);
 		if (r == RD_GROUP) {
 			wal->open_groups++;
-			wal->open_bytes += rd.g.total;
+			wal->open_bytes += rd->g.total;
 			continue;
 		}
 		if (r < 0)
-			goto fail;
+			return r;
 		break;
 	}
-	r = 0;
-	uint64_t end = rd.pos, stop = rd.bad;
-	/* 4: leftovers after the end */
-	uint64_t erase_end;
-	if ((r = scan_after(wal, &rd, stop, last_k, &erase_end)))
-		goto fail;
+	uint64_t end = rd->pos, stop = rd->bad, erase_end;
+	if ((r = scan_after(wal, rd, stop, last_k, &erase_end))) /* 4 */
+		return r;
 	if (erase_end > stop && (r = erase_range(wal, stop, erase_end)))
-		goto fail;
-	/* 5: the valid prefix is durable from now on */
-	for (size_t i = 0; i < wal->nsegs; i++)
+		return r;
+	for (size_t i = 0; i < wal->nsegs; i++) /* 5 */
 		if ((r = wal->io->fdatasync(wal->io, wal->segs[i].fd)))
-			goto fail;
+			return r;
 	wal->reserved = wal->filled = wal->written = wal->synced = end;
+	return 0;
+}
 
-started:
+/* Step 6: the ring, the io_uring ring if asked for, the background thread. */
+static int start_log(pbox_wal *wal)
+{
 	atomic_store(&wal->durable, wal->synced);
 	atomic_store(&wal->reserved_a, wal->reserved);
 	wal->buf = pbox_aligned_alloc(4096, wal->buf_size);
-	if (!wal->buf) {
-		r = -ENOMEM;
-		goto fail;
-	}
+	if (!wal->buf)
+		return -ENOMEM;
+	int r;
 	if (wal->sync == PBOX_WAL_SYNC_IO_URING &&
 	    (r = wal->io->ring_open(wal->io, 64, &wal->ring)))
-		goto fail;
-	if ((r = pthread_create(&wal->bg, NULL, pbox__wal_bg_main, wal))) {
-		r = -r;
-		goto fail;
-	}
+		return r;
+	if ((r = pthread_create(&wal->bg, NULL, pbox__wal_bg_main, wal)))
+		return -r;
 	wal->bg_running = true;
+	return 0;
+}
+
+int pbox_wal_open(const char *dir, const pbox_wal_options *o, pbox_wal **out)
+{
+	if (!dir || !o || !out)
+		return PBOX_EINVAL;
+	if (!pow2_in(o->segment_size, 16 << 10, 1ull << 30) ||
+	    !pow2_in(o->buffer_size, 64 << 10, 1ull << 30) || (unsigned)o->sync > PBOX_WAL_SYNC_NONE)
+		return PBOX_EINVAL;
+	uint64_t t0 = pbox_now_ns();
+	pbox_wal *wal = new_wal(dir, o);
+	if (!wal)
+		return -ENOMEM;
+	listing l = { .wal = wal };
+	wal_reader rd = { .fd = -1 };
+	seg_hdr first = { 0 };
+	bool have_first = false;
+	uint64_t last_k = 0;
+	int r = list_log(wal, &l); /* 0-1 */
+	if (!r)
+		r = find_first(wal, &l, o->start_lsn, &first, &have_first);
+	if (!r && !have_first) {
+		if (o->start_lsn || has_segments(&l))
+			r = PBOX_CORRUPT(); /* the log the caller needs is not (all) here */
+		else if (!o->create)
+			r = PBOX_ENOTFOUND;
+		else
+			r = create_log(wal, &l);
+	} else if (!r) {
+		wal->seg_size = first.seg_size;
+		wal->log_id = first.log_id;
+		wal->max_group = pbox_wal_max_group_bytes(wal->seg_size, wal->buf_size);
+		wal->start_lsn = o->start_lsn ? o->start_lsn : first.base + SEG_HDR;
+		r = open_chain(wal, &l, &first, &last_k); /* 2 */
+		if (!r)
+			r = validate_log(wal, &rd, last_k); /* 3-5 */
+	}
+	if (!r)
+		r = start_log(wal); /* 6 */
 	pbox__wal_reader_fini(&rd);
 	pbox_free(l.v);
+	if (r) {
+		free_wal(wal);
+		return r;
+	}
 	wal->open_ns = pbox_now_ns() - t0;
 	*out = wal;
 	return 0;
-fail:
-	pbox__wal_reader_fini(&rd);
-	pbox_free(l.v);
-	free_wal(wal);
-	return r;
 }
 
 int pbox_wal_close(pbox_wal *wal)

@@ -52,8 +52,7 @@ const char *pbox_frame_state_name(int state);
 #define PBOX_LIKELY(x) __builtin_expect(!!(x), 1)
 #define PBOX_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define PBOX_CACHELINE 64
-#define PBOX_ALIGNED(n) __attribute__((aligned(n)))
-#define PBOX_UNUSED __attribute__((unused))
+/* on public functions whose ignored result loses an error (a commit, a sync) */
 #define PBOX_NODISCARD __attribute__((warn_unused_result))
 #define PBOX_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define PBOX_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)

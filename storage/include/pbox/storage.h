@@ -179,7 +179,7 @@ int pbox_mtr_write(pbox_mtr *m, pbox_pid pid, uint32_t off, const void *src, uin
  * an mtr that logged nothing commits no group, and with durable it still waits until every
  * earlier group is on disk (a barrier). *lsn (if non-NULL) gets the group's LSN.
  * A commit that fails poisons the store (its changes are in memory but not in the log). */
-int pbox_mtr_commit(pbox_mtr *m, bool durable, pbox_lsn *lsn);
+PBOX_NODISCARD int pbox_mtr_commit(pbox_mtr *m, bool durable, pbox_lsn *lsn);
 /* Release everything without logging. Only valid if no page was changed (e.g. after a
  * PBOX_ERESTART from fix_upgrade); otherwise the store is poisoned. */
 void pbox_mtr_abort(pbox_mtr *m, bool changed);
@@ -196,7 +196,7 @@ int pbox_mtr_meta_set(pbox_mtr *m, unsigned slot, uint64_t value);
 
 /* Fuzzy checkpoint (writers continue): write back every page dirtied before it began
  * (WAL rule respected), write the superblock with the new redo start, recycle the log. */
-int pbox_store_checkpoint(pbox_store *st);
+PBOX_NODISCARD int pbox_store_checkpoint(pbox_store *st);
 
 typedef struct pbox_store_stats {
 	uint32_t page_size;

@@ -101,14 +101,14 @@ typedef struct pbox_wal_rec {
  * Errors: PBOX_EINVAL (n == 0, type 0), PBOX_ELIMIT (group larger than
  * pbox_wal_max_group_bytes), PBOX_EPOISONED, -errno from a write made to free buffer
  * space. */
-int pbox_wal_append(pbox_wal *wal, const pbox_wal_rec *recs, unsigned n, pbox_lsn *end_lsn);
+PBOX_NODISCARD int pbox_wal_append(pbox_wal *wal, const pbox_wal_rec *recs, unsigned n, pbox_lsn *end_lsn);
 
 /* Block until every group ending at or before lsn is durable (one write + one sync serves
  * every waiting thread). lsn beyond the appended end is PBOX_EINVAL. */
-int pbox_wal_wait_durable(pbox_wal *wal, pbox_lsn lsn);
+PBOX_NODISCARD int pbox_wal_wait_durable(pbox_wal *wal, pbox_lsn lsn);
 
 /* Make everything appended so far durable; with SYNC_NONE this really syncs. */
-int pbox_wal_flush(pbox_wal *wal);
+PBOX_NODISCARD int pbox_wal_flush(pbox_wal *wal);
 
 pbox_lsn pbox_wal_end_lsn(pbox_wal *wal);     /* just past the last appended group */
 pbox_lsn pbox_wal_durable_lsn(pbox_wal *wal); /* what wait_durable has guaranteed */
