@@ -12,7 +12,7 @@
 
 #define _GNU_SOURCE
 #include <pbox/crc32c.h>
-#include <pbox/io.h>
+#include <pbox/iotest.h>
 
 #include <fcntl.h>
 #include <stdint.h>

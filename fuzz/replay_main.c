@@ -2,7 +2,8 @@
  * replay_main.c — a main() for the fuzz targets in builds without libFuzzer (gcc, the
  * sanitizer and coverage builds): runs LLVMFuzzerTestOneInput once on every file named on
  * the command line and every file in every directory named, so the seed corpora and the
- * regression inputs are replayed by every build's CTest.
+ * regression inputs are replayed by every build's CTest. A named file or folder that does
+ * not exist, or a run that finds no input at all, fails.
  */
 #define _GNU_SOURCE
 #include "fuzz_util.h"
@@ -40,8 +41,13 @@ int main(int argc, char **argv)
 	int bad = 0;
 	for (int i = 1; i < argc; i++) {
 		struct stat sb;
-		if (argv[i][0] == '-' || stat(argv[i], &sb))
-			continue; /* libFuzzer flags, or a directory that does not exist */
+		if (argv[i][0] == '-')
+			continue; /* libFuzzer flags */
+		if (stat(argv[i], &sb)) { /* a corpus that is not there is a failure, not 0 inputs */
+			perror(argv[i]);
+			bad = 1;
+			continue;
+		}
 		if (!S_ISDIR(sb.st_mode)) {
 			bad |= run_file(argv[i]);
 			files++;
@@ -61,5 +67,9 @@ int main(int argc, char **argv)
 		free(ents);
 	}
 	printf("replayed %u inputs\n", files);
+	if (!files) {
+		fprintf(stderr, "replay: no input found: nothing was tested\n");
+		bad = 1;
+	}
 	return bad;
 }

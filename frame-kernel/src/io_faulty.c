@@ -10,7 +10,7 @@
  * "the nth" is then decided by the race (tests that need an exact call arm before starting).
  */
 #include <pbox/alloc.h>
-#include <pbox/io.h>
+#include <pbox/iotest.h>
 #include <pbox/status.h>
 
 #include <errno.h>

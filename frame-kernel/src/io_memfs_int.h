@@ -10,7 +10,7 @@
 #define PBOX_IO_MEMFS_INT_H
 
 #include <pbox/alloc.h>
-#include <pbox/io.h>
+#include <pbox/iotest.h>
 #include <pbox/status.h>
 
 #include <pthread.h>

@@ -8,6 +8,8 @@
 #ifndef PBOX_TEST_H
 #define PBOX_TEST_H
 
+#include <pbox/iotest.h>
+
 #include <check.h>
 #include <stdint.h>
 

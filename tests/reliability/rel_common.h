@@ -20,7 +20,7 @@
 #define _GNU_SOURCE
 #include <pbox/alloc.h>
 #include <pbox/btree.h>
-#include <pbox/io.h>
+#include <pbox/iotest.h>
 #include <pbox/status.h>
 #include <pbox/storage.h>
 
