@@ -470,6 +470,12 @@ int main(int argc, char **argv)
 	}
 	if (!failed && check_all(c))
 		failed = 1;
+	/* a store that never acknowledged anything would pass every check: require writes (a
+	 * count over the whole run, not a rate: no timing gate) */
+	if (!failed && t.acked < c) {
+		printf("kvstore_torture: only %" PRIu64 " keys acknowledged in %u cycles\n", t.acked, c);
+		failed = 1;
+	}
 	printf("kvstore_torture: %u cycles on %" PRIu64 " stores (%" PRIu64 " stress, %" PRIu64
 	       " batch, %" PRIu64 " killed during open, %" PRIu64 " creations killed), %" PRIu64
 	       " keys acknowledged, %.1f s: %s\n",

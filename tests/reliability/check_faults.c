@@ -404,14 +404,17 @@ static bool run_one(int ph, const fault *ft, tally *t)
 	return fi;
 }
 
-/* Every N for one fault kind: until the fault no longer fires (the phase made fewer calls). */
-static void sweep(int ph, fault ft, tally *t)
+/* Every N for one fault kind: until the fault no longer fires (the phase made fewer calls).
+ * Returns how many runs it fired in (0: the phase never makes that call). */
+static uint64_t sweep(int ph, fault ft, tally *t)
 {
 	uint64_t step = REL_TSAN && pbox_test_scale() == 1 ? 3 : 1; /* see rel_common.h */
+	uint64_t before = t->fired;
 	for (ft.nth = 1; ft.nth < 100000; ft.nth += step)
 		if (!run_one(ph, &ft, t))
-			return;
+			return t->fired - before;
 	ck_abort_msg("%s: the fault kept firing", phase_names[ph]);
+	return 0;
 }
 
 static bool phase_selected(int ph)
@@ -429,10 +432,20 @@ START_TEST(test_io_faults)
 		return;
 	verbose = getenv("PBOX_FAULT_VERBOSE") != NULL;
 	tally t = { 0 };
-	for (int kind = PBOX_IO_OPEN; kind < PBOX_IO_KIND_COUNT; kind++)
-		sweep(ph, (fault){ .kind = (pbox_io_kind)kind, .err = EIO, .sticky = sticky }, &t);
-	sweep(ph, (fault){ .kind = PBOX_IO_PWRITE, .err = ENOSPC, .sticky = sticky }, &t);
-	sweep(ph, (fault){ .kind = PBOX_IO_PWRITE, .err = 0, .sticky = sticky }, &t);
+	uint64_t eio_writes = 0;
+	for (int kind = PBOX_IO_OPEN; kind < PBOX_IO_KIND_COUNT; kind++) {
+		uint64_t f = sweep(ph, (fault){ .kind = (pbox_io_kind)kind, .err = EIO,
+						.sticky = sticky }, &t);
+		if (kind == PBOX_IO_PWRITE)
+			eio_writes = f;
+	}
+	uint64_t enospc = sweep(ph, (fault){ .kind = PBOX_IO_PWRITE, .err = ENOSPC, .sticky = sticky }, &t);
+	uint64_t shorts = sweep(ph, (fault){ .kind = PBOX_IO_PWRITE, .err = 0, .sticky = sticky }, &t);
+	/* every phase but recovery (which only reads here: no torn tail to erase) writes: a
+	 * sweep whose write faults never fired tested nothing */
+	REQ(t.fired > 0 && (ph == PH_RECOVER || (eio_writes > 0 && enospc > 0 && shorts > 0)),
+	    "%s: write faults fired %llu (EIO), %llu (ENOSPC), %llu (short) times", phase_names[ph],
+	    (unsigned long long)eio_writes, (unsigned long long)enospc, (unsigned long long)shorts);
 	fprintf(stderr, "faults: %-10s I/O %-6s: %llu runs, %llu fired, %llu with an error, "
 			"%llu write/sync faults that reached no caller\n",
 		phase_names[ph], sticky ? "sticky" : "once", (unsigned long long)t.runs,
@@ -460,7 +473,11 @@ START_TEST(test_io_faults_backends)
 		tally t = { 0 };
 		for (int kind = PBOX_IO_OPEN; kind < PBOX_IO_KIND_COUNT; kind++)
 			sweep(ph, (fault){ .kind = (pbox_io_kind)kind, .err = EIO, .sticky = sticky }, &t);
-		sweep(ph, (fault){ .kind = PBOX_IO_PWRITE, .err = 0, .sticky = sticky }, &t);
+		uint64_t shorts = sweep(ph, (fault){ .kind = PBOX_IO_PWRITE, .err = 0, .sticky = sticky }, &t);
+		REQ(t.fired > 0 && (ph == PH_RECOVER || shorts > 0),
+		    "%s (%s): faults fired %llu times, short writes %llu",
+		    phase_names[ph], pbox_wal_sync_name(wal_sync), (unsigned long long)t.fired,
+		    (unsigned long long)shorts);
 		fprintf(stderr, "faults: %-10s I/O %-6s (%s): %llu runs, %llu fired, %llu with an "
 				"error\n", phase_names[ph], sticky ? "sticky" : "once",
 			pbox_wal_sync_name(wal_sync), (unsigned long long)t.runs,
@@ -480,10 +497,11 @@ START_TEST(test_alloc_faults)
 		return;
 	verbose = getenv("PBOX_FAULT_VERBOSE") != NULL;
 	tally t = { 0 };
-	sweep(ph, (fault){ .alloc = true, .sticky = sticky }, &t);
-	fprintf(stderr, "faults: %-10s alloc %-6s: %llu runs, %llu with an error\n",
+	uint64_t f = sweep(ph, (fault){ .alloc = true, .sticky = sticky }, &t);
+	fprintf(stderr, "faults: %-10s alloc %-6s: %llu runs, %llu fired, %llu with an error\n",
 		phase_names[ph], sticky ? "sticky" : "once", (unsigned long long)t.runs,
-		(unsigned long long)t.errors);
+		(unsigned long long)f, (unsigned long long)t.errors);
+	REQ(f > 0, "%s: no allocation failure ever fired", phase_names[ph]);
 }
 END_TEST
 
