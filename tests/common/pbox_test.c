@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "pbox_test.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -102,4 +104,85 @@ void pbox_test_rmtree(const char *path)
 {
 	if (path)
 		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- memfs fixtures ---------------------------------------------------------------------------- */
+
+typedef struct snap_ctx {
+	pbox_test_snap *s;
+	pbox_io *io;
+	const char *dir;
+} snap_ctx;
+
+static int snap_one(const char *name, void *arg)
+{
+	snap_ctx *c = arg;
+	pbox_test_snap *s = c->s;
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", c->dir, name);
+	int fd = c->io->open(c->io, path, O_RDONLY, 0);
+	if (fd == -EISDIR)
+		return 0; /* a subdirectory: not part of this snapshot */
+	REQ(s->n < PBOX_TEST_SNAP_MAX, "snapshot of %s: too many files", c->dir);
+	REQ(fd >= 0, "snapshot: open %s: %s", path, pbox_status_name(fd));
+	snprintf(s->name[s->n], sizeof(s->name[0]), "%s", name);
+	uint64_t len = 0;
+	CK_RC(c->io->fsize(c->io, fd, &len), 0);
+	s->data[s->n] = malloc(len ? len : 1);
+	REQ(s->data[s->n] != NULL, "snapshot: malloc");
+	if (len)
+		CK_RC(pbox_io_pread_full(c->io, fd, s->data[s->n], len, 0), 0);
+	c->io->close(c->io, fd);
+	s->len[s->n++] = len;
+	return 0;
+}
+
+void pbox_test_snap_take(pbox_test_snap *s, pbox_io *io, const char *dir)
+{
+	memset(s, 0, sizeof(*s));
+	snap_ctx c = { s, io, dir };
+	CK_RC(io->listdir(io, dir, snap_one, &c), 0);
+}
+
+typedef struct names {
+	int n;
+	char name[PBOX_TEST_SNAP_MAX * 2][96];
+} names;
+
+static int name_one(const char *name, void *arg)
+{
+	names *v = arg;
+	REQ(v->n < PBOX_TEST_SNAP_MAX * 2, "restore: too many files");
+	snprintf(v->name[v->n++], sizeof(v->name[0]), "%s", name);
+	return 0;
+}
+
+void pbox_test_snap_restore(const pbox_test_snap *s, pbox_io *io, const char *dir)
+{
+	static names v;
+	v.n = 0;
+	CK_RC(io->listdir(io, dir, name_one, &v), 0);
+	char path[512];
+	for (int i = 0; i < v.n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, v.name[i]);
+		int r = io->unlink(io, path);
+		REQ(r == 0 || r == -EISDIR, "restore: unlink %s: %s", path, pbox_status_name(r));
+	}
+	for (int i = 0; i < s->n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, s->name[i]);
+		int fd = io->open(io, path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+		REQ(fd >= 0, "restore: create %s: %s", path, pbox_status_name(fd));
+		if (s->len[i])
+			CK_RC(pbox_io_pwrite_full(io, fd, s->data[i], s->len[i], 0), 0);
+		CK_RC(io->fsync(io, fd), 0);
+		io->close(io, fd);
+	}
+	CK_RC(io->fsync_dir(io, dir), 0);
+}
+
+void pbox_test_snap_free(pbox_test_snap *s)
+{
+	for (int i = 0; i < s->n; i++)
+		free(s->data[i]);
+	s->n = 0;
 }

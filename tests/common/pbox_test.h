@@ -1,5 +1,13 @@
 /*
- * pbox_test.h — helpers shared by the Check suites.
+ * pbox_test.h — the test toolkit shared by the Check suites (tests/README.md says where a
+ * new test goes):
+ *   - seeds, the stress scale and one PRNG (below);
+ *   - assertions that cost nothing when they hold and print status names (REQ, REQ_EQ...,
+ *     CK_RC): Check's own ck_assert_* write a pipe message for every assertion that passes,
+ *     which the loops of these suites cannot afford;
+ *   - a memfs store fixture (pbox_test_store_options) and a snapshot/restore of a memfs
+ *     directory (pbox_test_snap_*), for crash, corruption and error-path tests;
+ *   - scratch directories on the real file system.
  *
  * Randomized tests take their seed from PBOX_SEED (or the clock), print it, and use the
  * xorshift generator below so that a failing seed reproduces exactly. Iteration counts are
@@ -9,6 +17,8 @@
 #define PBOX_TEST_H
 
 #include <pbox/iotest.h>
+
+#include <pbox/status.h>
 
 #include <check.h>
 #include <stdint.h>
@@ -31,6 +41,48 @@ uint64_t pbox_rng_below(pbox_rng *r, uint64_t n);
 /* Run a Check suite: CK_NORMAL output (the summary line appears in the test log); returns the
  * process exit code (0 when every test passed). */
 int pbox_test_run(Suite *s);
+
+/* ---- assertions that cost nothing when they hold -------------------------------------------- */
+#define REQ(cond, ...)                                                                      \
+	do {                                                                                \
+		if (!(cond))                                                                \
+			ck_abort_msg(__VA_ARGS__);                                          \
+	} while (0)
+#define REQ_T(cond) REQ(cond, "%s:%d: %s", __FILE__, __LINE__, #cond)
+#define REQ_CMP_(a, op, b)                                                                  \
+	do {                                                                                \
+		unsigned long long a_ = (unsigned long long)(a), b_ = (unsigned long long)(b); \
+		REQ(a_ op b_, "%s:%d: %s (%llu) %s %s (%llu)", __FILE__, __LINE__, #a, a_, #op,  \
+		    #b, b_);                                                                \
+	} while (0)
+#define REQ_EQ(a, b) REQ_CMP_(a, ==, b)
+#define REQ_LE(a, b) REQ_CMP_(a, <=, b)
+#define REQ_GE(a, b) REQ_CMP_(a, >=, b)
+#define REQ_GT(a, b) REQ_CMP_(a, >, b)
+/* A status equal to want; the failure names both ("PBOX_ECORRUPT", "EIO", ...). */
+#define CK_RC(expr, want)                                                                   \
+	do {                                                                                \
+		int rc_ = (expr);                                                           \
+		REQ(rc_ == (want), "%s:%d: %s = %s, want %s", __FILE__, __LINE__, #expr,     \
+		    pbox_status_name(rc_), pbox_status_name(want));                         \
+	} while (0)
+
+/* ---- memfs fixtures ---------------------------------------------------------------------------- */
+/* The store fixture (pbox_test_store_options) is in pbox_test_store.h: it needs storage. */
+
+/* A snapshot of the files of one memfs directory (not its subdirectories). */
+#define PBOX_TEST_SNAP_MAX 64
+typedef struct pbox_test_snap {
+	int n;
+	char name[PBOX_TEST_SNAP_MAX][96];
+	uint8_t *data[PBOX_TEST_SNAP_MAX];
+	uint64_t len[PBOX_TEST_SNAP_MAX];
+} pbox_test_snap;
+void pbox_test_snap_take(pbox_test_snap *s, pbox_io *io, const char *dir);
+/* Make the directory hold exactly the snapshot again (extra files removed; each file
+ * rewritten and synced, the directory synced). */
+void pbox_test_snap_restore(const pbox_test_snap *s, pbox_io *io, const char *dir);
+void pbox_test_snap_free(pbox_test_snap *s);
 
 /* A fresh scratch directory under $TMPDIR (or /tmp), created; caller frees the string and
  * removes the directory with pbox_test_rmtree. */

@@ -136,18 +136,7 @@ static void page_seal(uint8_t *page, uint32_t ps)
 
 /* ---- memfs helpers --------------------------------------------------------------------------- */
 
-#define REQ(cond, ...)                                                                      \
-	do {                                                                                \
-		if (!(cond))                                                                \
-			ck_abort_msg(__VA_ARGS__);                                          \
-	} while (0)
-
-#define EQ(expr, want)                                                                      \
-	do {                                                                                \
-		int rc_ = (expr), want_ = (want);                                           \
-		REQ(rc_ == want_, "%s:%d: %s = %s, want %s", __FILE__, __LINE__, #expr,     \
-		    pbox_status_name(rc_), pbox_status_name(want_));                        \
-	} while (0)
+#define EQ CK_RC /* this suite's name for it */
 
 static void put_file(pbox_io *io, const char *path, const void *data, size_t len)
 {
@@ -180,99 +169,11 @@ static void poke(pbox_io_memfs *fs, const char *path, const void *buf, size_t le
 }
 
 /* A directory's files and their contents, to undo what a case (or an open) changed. */
-#define SNAP_MAX 40
-typedef struct snap {
-	int n;
-	char name[SNAP_MAX][80];
-	uint8_t *data[SNAP_MAX];
-	uint64_t len[SNAP_MAX];
-} snap;
-
-typedef struct snap_ctx {
-	snap *s;
-	pbox_io *io;
-	const char *dir;
-} snap_ctx;
-
-static int snap_one(const char *name, void *arg)
-{
-	snap_ctx *c = arg;
-	snap *s = c->s;
-	REQ(s->n < SNAP_MAX, "too many files");
-	snprintf(s->name[s->n], sizeof(s->name[0]), "%s", name);
-	char path[200];
-	snprintf(path, sizeof(path), "%s/%s", c->dir, name);
-	int fd = c->io->open(c->io, path, O_RDONLY, 0);
-	ck_assert_int_ge(fd, 0);
-	uint64_t len = 0;
-	EQ(c->io->fsize(c->io, fd, &len), 0);
-	s->data[s->n] = malloc(len ? len : 1);
-	ck_assert_ptr_nonnull(s->data[s->n]);
-	if (len)
-		EQ(pbox_io_pread_full(c->io, fd, s->data[s->n], len, 0), 0);
-	c->io->close(c->io, fd);
-	s->len[s->n++] = len;
-	return 0;
-}
-
-static void snap_take(snap *s, pbox_io *io, const char *dir)
-{
-	memset(s, 0, sizeof(*s));
-	snap_ctx c = { s, io, dir };
-	EQ(io->listdir(io, dir, snap_one, &c), 0);
-}
-
-typedef struct names {
-	int n;
-	char name[64][80];
-} names;
-
-static int name_one(const char *name, void *arg)
-{
-	names *v = arg;
-	if (v->n < 64)
-		snprintf(v->name[v->n++], sizeof(v->name[0]), "%s", name);
-	return 0;
-}
-
-static void list(pbox_io *io, const char *dir, names *v)
-{
-	v->n = 0;
-	EQ(io->listdir(io, dir, name_one, v), 0);
-}
-
-static int count_prefix(pbox_io *io, const char *dir, const char *prefix)
-{
-	names v;
-	list(io, dir, &v);
-	int n = 0;
-	for (int i = 0; i < v.n; i++)
-		n += strncmp(v.name[i], prefix, strlen(prefix)) == 0;
-	return n;
-}
-
-/* Make the directory hold exactly the snapshot again. */
-static void snap_restore(const snap *s, pbox_io *io, const char *dir)
-{
-	names v;
-	list(io, dir, &v);
-	char path[200];
-	for (int i = 0; i < v.n; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, v.name[i]);
-		EQ(io->unlink(io, path), 0);
-	}
-	for (int i = 0; i < s->n; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, s->name[i]);
-		put_file(io, path, s->data[i], s->len[i]);
-	}
-}
-
-static void snap_free(snap *s)
-{
-	for (int i = 0; i < s->n; i++)
-		free(s->data[i]);
-	s->n = 0;
-}
+/* snapshots of the log directory: the toolkit's (tests/common) */
+typedef pbox_test_snap snap;
+#define snap_take pbox_test_snap_take
+#define snap_restore pbox_test_snap_restore
+#define snap_free pbox_test_snap_free
 
 /* ---- WAL fixture: a log of self-describing groups ------------------------------------------- */
 

@@ -38,12 +38,7 @@
 #define REL_ABSENT (-1)
 #define REL_VMAX 3100u   /* longest value */
 
-/* Assertions that cost nothing when they hold. */
-#define REQ(cond, ...)                                                                      \
-	do {                                                                                \
-		if (!(cond))                                                                \
-			ck_abort_msg(__VA_ARGS__);                                          \
-	} while (0)
+/* REQ: the toolkit's (tests/common/pbox_test.h). */
 
 /* Built with a sanitizer? (The matrices are exhaustive in every build; only the optional
  * extra sweeps scale down.) */
