@@ -119,8 +119,10 @@ void pbox_store_options_init(pbox_store_options *o);
  * PBOX_EVERSION, PBOX_EINVAL (bad options), -errno. */
 int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **out);
 
-/* Checkpoint-free close: make the log durable, write back dirty pages, write a superblock,
- * release everything. Returns the first error (the store is freed regardless). */
+/* Close: stop the background threads, make the log durable, take a checkpoint (write back
+ * every dirty page, write a superblock, recycle the log: the next open redoes nothing),
+ * release everything. Returns the first error (the store is freed regardless); a poisoned
+ * store skips the checkpoint and returns PBOX_EPOISONED (the next open recovers). */
 int pbox_store_close(pbox_store *st);
 
 uint32_t pbox_store_page_size(const pbox_store *st);
