@@ -175,6 +175,35 @@ typedef pbox_test_snap snap;
 #define snap_restore pbox_test_snap_restore
 #define snap_free pbox_test_snap_free
 
+typedef struct names {
+	int n;
+	char name[64][80];
+} names;
+
+static int name_one(const char *name, void *arg)
+{
+	names *v = arg;
+	if (v->n < 64)
+		snprintf(v->name[v->n++], sizeof(v->name[0]), "%s", name);
+	return 0;
+}
+
+static void list(pbox_io *io, const char *dir, names *v)
+{
+	v->n = 0;
+	EQ(io->listdir(io, dir, name_one, v), 0);
+}
+
+static int count_prefix(pbox_io *io, const char *dir, const char *prefix)
+{
+	names v;
+	list(io, dir, &v);
+	int n = 0;
+	for (int i = 0; i < v.n; i++)
+		n += strncmp(v.name[i], prefix, strlen(prefix)) == 0;
+	return n;
+}
+
 /* ---- WAL fixture: a log of self-describing groups ------------------------------------------- */
 
 #define WDIR "/log"
