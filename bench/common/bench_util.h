@@ -1,5 +1,6 @@
 /*
- * bench_util.h — shared machinery of the pagebox benchmark programs (../shared/BENCH.md).
+ * bench_util.h — shared machinery of the pagebox benchmark programs (their conventions:
+ * bench/README.md, "Conventions").
  *
  * Every pbox-bench-* program uses this to behave the same way:
  *   - the common options (--runs, --seconds, --threads, --dir, --csv, --quick, --help), plus
@@ -203,7 +204,7 @@ uint64_t pbox_bench_hist_quantile(const pbox_bench_hist *h, double q);
 /* One measured run. Strings are copied by pbox_bench_report_add. */
 typedef struct pbox_bench_row {
 	const char *engine;   /* system measured: "pagebox", "pthread-rwlock", ... */
-	const char *workload; /* BENCH.md workload name */
+	const char *workload; /* workload name (bench/README.md) */
 	unsigned threads;
 	int64_t keys;	      /* PBOX_BENCH_NA if not applicable */
 	int64_t value_size;   /* PBOX_BENCH_NA if not applicable */

@@ -4,7 +4,8 @@
  * version, and the portable slicing-by-8 fallback, all in the same run.
  *
  * Each thread checksums its own 64 pages (256 KiB, cache resident) round-robin, so the figure
- * is the instruction path's, not memory's. Workload name: crc32c-4k (BENCH.md).
+ * is the instruction path's, not memory's. Workload name: crc32c-4k (bench/README.md,
+ * "Conventions").
  */
 #include <pbox/crc32c.h>
 #include <pbox/types.h>

@@ -1,6 +1,6 @@
 /*
  * engine.h — the adapter interface of pbox-bench, the engine comparison driver
- * (../../shared/BENCH.md, section "pbox-bench").
+ * (bench/README.md, section "pbox-bench").
  *
  * An adapter wraps one key-value engine behind a table of function pointers so that the
  * driver runs exactly the same operation sequence on every engine. Keys and values are byte

@@ -1,8 +1,8 @@
 /*
  * bench_latch.c — pbox-bench-latch: the hybrid latch against pthread_rwlock_t, measured in
- * the same process run (BENCH.md).
+ * the same process run (bench/README.md, "Conventions").
  *
- * Workloads (BENCH.md names):
+ * Workloads (names from bench/README.md, "Conventions"):
  *   read          all threads read one value protected by one shared latch: pagebox does
  *                 optimistic begin + racy load + validate (no write to the latch's line),
  *                 pthread-rwlock does rdlock + load + unlock (two atomic RMWs on the lock).
@@ -201,7 +201,7 @@ static const char usage_text[] =
 	"Workloads: read (optimistic read of one shared latch vs rdlock/unlock),\n"
 	"           read-private (one latch per thread), write (exclusive vs wrlock)\n"
 	"Output: a Markdown table on stdout (median ops/s, min-max, ratio to pthread-rwlock);\n"
-	"        with --csv, one row per run (BENCH.md schema).";
+	"        with --csv, one row per run (bench/README.md schema).";
 
 int main(int argc, char **argv)
 {

@@ -1,8 +1,8 @@
 /*
  * pbox-bench-pool — page reads through the buffer pool against reads of the same data file
- * straight from the device, measured in the same run (BENCH.md).
+ * straight from the device, measured in the same run (bench/README.md, "Conventions").
  *
- * Engines and workloads (BENCH.md names):
+ * Engines and workloads (names from bench/README.md, "Conventions"):
  *   pagebox         read-inmem           every page resident (budget above the data): random
  *                                        optimistic reads of 8 bytes (fix_opt, load, validate)
  *                   read-oom-sync        data 4x the budget: the same reads, misses fault the

@@ -4,9 +4,9 @@
  * the same record size on a pre-allocated, zero-filled file, measured in the same run. Also
  * non-durable appends per second (backend none).
  *
- * Workloads (BENCH.md): commit-<backend> (each thread: append a one-record group, wait until
- * it is durable, repeat), append-none (append only). Engine "pagebox" and, for
- * commit-fdatasync at one thread, "raw-fdatasync".
+ * Workloads (names from bench/README.md): commit-<backend> (each thread: append a
+ * one-record group, wait until it is durable, repeat), append-none (append only). Engine
+ * "pagebox" and, for commit-fdatasync at one thread, "raw-fdatasync".
  */
 #define _GNU_SOURCE
 #include <pbox/frame_kernel.h>

@@ -1,0 +1,357 @@
+/*
+ * bench_engine_output.c — pbox-bench's results: every measured row is appended to the CSV
+ * file at once (--csv) and kept; at the end the kept rows go into the printed Markdown
+ * tables (ranked engines, and in out-of-memory runs the engines bound to the OS page cache
+ * apart), the JSON file (--json) and the gnuplot data, script and SVGs (--plot).
+ *
+ * Invariants:
+ *   - a row reaches the CSV file when it is measured (flushed), so an interrupted run keeps
+ *     what it measured; the printed tables are filled only at the end, ordered by workload,
+ *     then thread count, then engine in --engines order, whatever order the runs took;
+ *   - in an out-of-memory run an engine without a bounded cache is never in the ranked
+ *     table, never the baseline of a ratio, and is marked "(OS-cache)" in the plots;
+ *   - plots are made from the medians of the kept rows; without gnuplot the data and the
+ *     script stay in the plot directory and the program still succeeds.
+ * Single-threaded: called between measurements and after the last run.
+ */
+#define _GNU_SOURCE
+#include "bench_engine.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+extern char **environ;
+
+/* ---- reports --------------------------------------------------------------------------- */
+
+typedef struct jrow {
+	pbox_bench_row r; /* engine and workload point to static strings */
+	int workload;
+	bool ranked;
+} jrow;
+
+pbe__reports pbe__rep;
+
+static struct {
+	jrow *j; /* every row, for the printed tables, the JSON file and the plots */
+	size_t nj, capj;
+} R;
+
+int pbe__add_row(const pbox_bench_row *row, bool ranked)
+{
+	int r = pbox_bench_report_add(pbe__rep.csv, row);
+	if (r)
+		return r;
+	if (R.nj == R.capj) {
+		size_t nc = R.capj ? 2 * R.capj : 64;
+		jrow *nj = realloc(R.j, nc * sizeof(*nj));
+		if (!nj)
+			return -ENOMEM;
+		R.j = nj;
+		R.capj = nc;
+	}
+	R.j[R.nj++] = (jrow){ .r = *row, .workload = pbe__run.workload, .ranked = ranked };
+	return 0;
+}
+
+int pbe__fill_print_reports(void)
+{
+	static const int worder[W_COUNT] = { W_FILL_RANDOM, W_FILL_SEQ, W_LOOKUP, W_LOOKUP_ZIPF,
+					     W_SCAN100, W_YCSB_A, W_YCSB_B, W_YCSB_C, W_YCSB_E,
+					     W_YCSB_F, W_COMMIT };
+	for (int wi = 0; wi < W_COUNT; wi++) {
+		unsigned last_t = 0;
+		for (;;) { /* thread counts in ascending order */
+			unsigned t = UINT32_MAX;
+			for (size_t i = 0; i < R.nj; i++)
+				if (R.j[i].workload == worder[wi] && R.j[i].r.threads > last_t &&
+				    R.j[i].r.threads < t)
+					t = R.j[i].r.threads;
+			if (t == UINT32_MAX)
+				break;
+			for (size_t e = 0; e < pbe__nsel; e++)
+				for (size_t i = 0; i < R.nj; i++) {
+					const jrow *j = &R.j[i];
+					if (j->workload != worder[wi] || j->r.threads != t ||
+					    strcmp(j->r.engine, pbe__adapters[pbe__sel[e]]->name) !=
+						    0)
+						continue;
+					int r = pbox_bench_report_add(j->ranked ? pbe__rep.ranked
+										: pbe__rep.unranked,
+								      &j->r);
+					if (r)
+						return r;
+				}
+			last_t = t;
+		}
+	}
+	return 0;
+}
+
+static void json_num(FILE *f, const char *name, double v, bool last)
+{
+	if (v < 0)
+		fprintf(f, "\"%s\": null%s", name, last ? "" : ", ");
+	else
+		fprintf(f, "\"%s\": %.6g%s", name, v, last ? "" : ", ");
+}
+
+static void json_int(FILE *f, const char *name, int64_t v, bool last)
+{
+	if (v < 0)
+		fprintf(f, "\"%s\": null%s", name, last ? "" : ", ");
+	else
+		fprintf(f, "\"%s\": %" PRId64 "%s", name, v, last ? "" : ", ");
+}
+
+int pbe__write_json(const char *path, const pbox_bench_config *cfg, const char *date)
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "%s: %s: %s\n", PROG, path, strerror(errno));
+		return -errno;
+	}
+	fprintf(f,
+		"{\n  \"program\": \"%s\", \"date\": \"%s\", \"keys\": %" PRIu64
+		", \"value_size\": %u, \"durability\": \"%s\", \"budget_bytes\": %" PRIu64
+		", \"out_of_memory\": %s, \"runs\": %u, \"seconds\": %g,\n",
+		PROG, date, pbe__run.n, pbe__run.vsize, pbe__opt_durability, pbe__opt_budget,
+		pbe__oom_run ? "true" : "false", cfg->runs, cfg->seconds);
+	char topo_desc[256] = "unknown";
+	if (pbe__topo)
+		pbox_topo_describe(pbe__topo, topo_desc, sizeof(topo_desc));
+	fprintf(f, "  \"baseline\": %s%s%s, \"pin\": \"%s\", \"topology\": \"%s\",\n",
+		pbe__baseline ? "\"" : "", pbe__baseline ? pbe__baseline : "null",
+		pbe__baseline ? "\"" : "", pbe__opt_pin, topo_desc);
+	fprintf(f, "  \"engines\": [");
+	for (size_t i = 0; i < pbe__nsel; i++) {
+		size_t a = pbe__sel[i];
+		fprintf(f,
+			"%s{\"name\": \"%s\", \"version\": \"%s\", \"bounded_cache\": %s, "
+			"\"settings\": \"",
+			i ? ", " : "", pbe__adapters[a]->name, pbe__adapters[a]->version,
+			pbe__adapters[a]->bounded_cache ? "true" : "false");
+		for (const char *c = pbe__open_msg[a]; *c; c++) /* JSON string escapes */
+			if (*c == '"' || *c == '\\')
+				fprintf(f, "\\%c", *c);
+			else if ((unsigned char)*c >= 0x20)
+				fputc(*c, f);
+		fprintf(f, "\", \"data_bytes\": %" PRIu64 "}", pbe__data_bytes[a]);
+	}
+	fprintf(f, "],\n  \"rows\": [\n");
+	for (size_t i = 0; i < R.nj; i++) {
+		const jrow *j = &R.j[i];
+		fprintf(f, "    {\"engine\": \"%s\", \"workload\": \"%s\", \"threads\": %u, \"run\": %u, ",
+			j->r.engine, pbe__wname[j->workload], j->r.threads, j->r.run);
+		fprintf(f, "\"ranked\": %s, ", j->ranked ? "true" : "false");
+		json_int(f, "budget_bytes", j->r.budget_bytes, false);
+		fprintf(f, "\"ops\": %" PRIu64 ", ", j->r.ops);
+		json_num(f, "seconds", j->r.seconds, false);
+		json_num(f, "ops_per_sec", j->r.seconds > 0 ? (double)j->r.ops / j->r.seconds : -1,
+			 false);
+		json_num(f, "p50_us", j->r.p50_us, false);
+		json_num(f, "p99_us", j->r.p99_us, false);
+		json_num(f, "cpu_us_per_op", j->r.cpu_us_per_op, false);
+		json_int(f, "peak_rss_bytes", j->r.peak_rss_bytes, true);
+		fprintf(f, "}%s\n", i + 1 < R.nj ? "," : "");
+	}
+	fprintf(f, "  ]\n}\n");
+	int r = ferror(f) ? -EIO : 0;
+	if (fclose(f) && !r)
+		r = -errno;
+	return r;
+}
+
+void pbe__output_fini(void)
+{
+	free(R.j);
+	R.j = NULL;
+	R.nj = R.capj = 0;
+}
+
+/* ---- plots (gnuplot) ------------------------------------------------------------------ */
+
+/* The median ops/s of (workload, threads, engine) over its runs; < 0 if not measured. */
+static double median_ops(int w, unsigned threads, const char *engine)
+{
+	double v[256];
+	size_t n = 0;
+	for (size_t i = 0; i < R.nj && n < sizeof(v) / sizeof(v[0]); i++) {
+		const jrow *j = &R.j[i];
+		if (j->workload == w && j->r.threads == threads && !strcmp(j->r.engine, engine) &&
+		    j->r.seconds > 0)
+			v[n++] = (double)j->r.ops / j->r.seconds;
+	}
+	return n ? pbox_bench_summarize(v, n).median : -1;
+}
+
+static bool measured_at(int w, unsigned threads)
+{
+	for (size_t i = 0; i < R.nj; i++)
+		if (R.j[i].workload == w && R.j[i].r.threads == threads)
+			return true;
+	return false;
+}
+
+static void dat_header(FILE *f, const char *first)
+{
+	fprintf(f, "%s", first);
+	for (size_t e = 0; e < pbe__nsel; e++) {
+		const pbe_adapter *ad = pbe__adapters[pbe__sel[e]];
+		/* gnuplot's columnheader: one word; unranked engines marked */
+		fprintf(f, " %s%s", ad->name,
+			pbe__oom_run && !ad->bounded_cache ? "(OS-cache)" : "");
+	}
+	fprintf(f, "\n");
+}
+
+static void dat_row(FILE *f, int w, unsigned threads)
+{
+	for (size_t e = 0; e < pbe__nsel; e++) {
+		double m = median_ops(w, threads, pbe__adapters[pbe__sel[e]]->name);
+		if (m < 0)
+			fprintf(f, " -");
+		else
+			fprintf(f, " %.1f", m);
+	}
+	fprintf(f, "\n");
+}
+
+static FILE *plot_open(const char *dir, const char *name, char *path, size_t cap)
+{
+	snprintf(path, cap, "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		fprintf(stderr, "%s: %s: %s\n", PROG, path, strerror(errno));
+	return f;
+}
+
+/* A lines plot of one workload's median ops/s against thread counts, one line per engine. */
+static int plot_threads(FILE *gp, const char *dir, int w, const unsigned *tl, size_t ntl,
+			const char *name, const char *title)
+{
+	bool any = false;
+	for (size_t i = 0; i < ntl; i++)
+		any |= measured_at(w, tl[i]);
+	if (!any)
+		return 0;
+	char path[4096], file[256];
+	snprintf(file, sizeof(file), "%s.dat", name);
+	FILE *f = plot_open(dir, file, path, sizeof(path));
+	if (!f)
+		return -errno;
+	dat_header(f, "threads");
+	for (size_t i = 0; i < ntl; i++) {
+		if (!measured_at(w, tl[i]))
+			continue;
+		fprintf(f, "%u", tl[i]);
+		dat_row(f, w, tl[i]);
+	}
+	if (fclose(f))
+		return -errno;
+	fprintf(gp, "reset\nset terminal svg size 900,520 dynamic font 'sans,11'\n"
+		    "set datafile missing '-'\nset key outside right top\nset grid\n"
+		    "set logscale y\nset logscale x 2\nset xlabel 'threads'\n"
+		    "set ylabel 'operations/s (median)'\nset title '%s'\n"
+		    "set output '%s/%s.svg'\n"
+		    "plot for [i=2:%zu] '%s' using 1:i title columnheader(i) with linespoints lw 2\n",
+		    title, dir, name, pbe__nsel + 1, path);
+	return 0;
+}
+
+int pbe__write_plots(const char *dir, const pbox_bench_config *cfg)
+{
+	if (strchr(dir, '\'') || strchr(dir, '\n')) {
+		fprintf(stderr, "%s: --plot: the directory name may not contain ' or a newline\n", PROG);
+		return -EINVAL;
+	}
+	if (mkdir(dir, 0777) && errno != EEXIST) {
+		fprintf(stderr, "%s: --plot %s: %s\n", PROG, dir, strerror(errno));
+		return -errno;
+	}
+	char gpath[4096], path[4096];
+	FILE *gp = plot_open(dir, "plots.gp", gpath, sizeof(gpath));
+	if (!gp)
+		return -errno;
+	int r = 0;
+	/* throughput per engine per workload, one plot per thread count */
+	unsigned tl[2 * PBOX_BENCH_MAX_THREADS + 1];
+	size_t ntl = 0;
+	tl[ntl++] = 1;
+	for (size_t i = 0; i < cfg->nthreads; i++)
+		tl[ntl++] = cfg->threads[i];
+	for (size_t ti = 0; ti < ntl && !r; ti++) {
+		bool dup = false;
+		for (size_t k = 0; k < ti; k++)
+			dup |= tl[k] == tl[ti];
+		bool any = false;
+		for (int w = 0; w < W_COUNT; w++)
+			any |= w != W_COMMIT && measured_at(w, tl[ti]);
+		if (dup || !any)
+			continue;
+		char name[64];
+		snprintf(name, sizeof(name), "throughput-t%u.dat", tl[ti]);
+		FILE *f = plot_open(dir, name, path, sizeof(path));
+		if (!f) {
+			r = -errno;
+			break;
+		}
+		dat_header(f, "workload");
+		for (int w = 0; w < W_COUNT; w++) {
+			if (w == W_COMMIT || !measured_at(w, tl[ti]))
+				continue;
+			fprintf(f, "%s", pbe__wname[w]);
+			dat_row(f, w, tl[ti]);
+		}
+		if (fclose(f)) {
+			r = -errno;
+			break;
+		}
+		fprintf(gp,
+			"reset\nset terminal svg size 1000,520 dynamic font 'sans,11'\n"
+			"set datafile missing '-'\nset key outside right top\nset grid ytics\n"
+			"set style data histograms\nset style histogram clustered gap 1\n"
+			"set style fill solid 0.85 border -1\nset logscale y\nset yrange [1:*]\n"
+			"set xtics rotate by -30\nset ylabel 'operations/s (median, log scale)'\n"
+			"set title 'Throughput per workload, %u thread%s, %" PRIu64 " keys, %s%s'\n"
+			"set output '%s/throughput-t%u.svg'\n"
+			"plot for [i=2:%zu] '%s' using i:xtic(1) title columnheader(i)\n",
+			tl[ti], tl[ti] == 1 ? "" : "s", pbe__run.n, pbe__opt_durability,
+			pbe__oom_run ? ", out of memory" : "", dir, tl[ti], pbe__nsel + 1, path);
+	}
+	if (!r)
+		r = plot_threads(gp, dir, W_COMMIT, pbe__commit_threads, pbe__ncommit_threads,
+				 "commit-threads", "Durable single-key commits against threads");
+	if (!r)
+		r = plot_threads(gp, dir, W_LOOKUP, cfg->threads, cfg->nthreads, "lookup-threads",
+				 "Uniform lookups against threads");
+	if (fclose(gp) && !r)
+		r = -errno;
+	if (r) {
+		fprintf(stderr, "%s: --plot: %s\n", PROG, strerror(-r));
+		return r;
+	}
+	/* gnuplot itself */
+	char *argv[] = { "gnuplot", gpath, NULL };
+	pid_t pid;
+	int e = posix_spawnp(&pid, "gnuplot", NULL, NULL, argv, environ);
+	if (e) {
+		printf("\nPlots skipped: gnuplot %s (install gnuplot-nox; the data and the script "
+		       "are in %s: run gnuplot %s).\n",
+		       e == ENOENT ? "is not installed" : strerror(e), dir, gpath);
+		return 0;
+	}
+	int st;
+	if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "%s: --plot: gnuplot %s failed\n", PROG, gpath);
+		return -EIO;
+	}
+	printf("\nPlots: %s/*.svg (gnuplot script %s).\n", dir, gpath);
+	return 0;
+}
