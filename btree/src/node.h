@@ -88,13 +88,17 @@
  *   PBOX_EEXIST   insert of a key that is present (without PBOX_BT_INSERT_REPLACE).
  *   -ENOMEM       merge only (it builds the result in a scratch page); nothing changed.
  *
- * Reading under optimistic latches (later): the read path (lower_bound, find_child, key,
- * payload, verify) reaches page bytes only through a handful of load helpers at the top of
- * node.c (ld8/ld16/ld32/ld64, ldcmp, ldcopy). Compiling that path with versions of them
- * built on pbox_latch_opt_load_u*() and pbox_latch_opt_copy() (ldcmp as a copy into a local
- * buffer and a memcmp) gives the racy-read variant; since every offset and length it reads
- * is already bounds-checked before use, it cannot address outside the page whatever bytes
- * it sees. Writers use ordinary loads and stores under the exclusive latch.
+ * Reading under optimistic latches: the read path (node_read.c: lower_bound, find_child,
+ * key, payload; and node_verify.c) reaches page bytes only through a handful of load helpers
+ * (node_int.h: ld8/ld16/ld32/ld64, ldcmp, ldcopy), which are racy.h's race-tolerant loads
+ * (built on pbox_latch_opt_load_u*() and pbox_latch_opt_copy() under ThreadSanitizer);
+ * since every offset and length it reads is already bounds-checked before use, it cannot
+ * address outside the page whatever bytes it sees. Writers (node_write.c, node_build.c)
+ * store with ordinary stores under the exclusive latch.
+ *
+ * Files: node_read.c (search, reading), node_write.c (init, changing, compaction, space),
+ * node_build.c (split, merge), node_verify.c (the self-check); node_int.h is their shared
+ * private header (field offsets, byte access, header and slot helpers).
  *
  * Ownership: key, payload and fence arguments are caller memory and must not point into
  * the node being changed (compaction moves heap bytes). Pointers returned into a page

@@ -1,9 +1,9 @@
 /*
  * racy.h — private to the btree library: loads of page bytes that a writer may be changing.
  *
- * Optimistic readers (tree.c, R1) search nodes in place, without a latch, and validate the
+ * Optimistic readers (descend.c, R1) search nodes in place, without a latch, and validate the
  * page's latch version afterwards. Every value such a reader loads is bounds-checked before
- * it is used (node.c), but that only helps if the value checked is the value used: the
+ * it is used (node_read.c), but that only helps if the value checked is the value used: the
  * compiler, entitled to assume nobody else writes the page, could otherwise load a field
  * again after the check. These helpers pin each loaded value in a register (an empty asm
  * that "changes" it), so a checked value cannot be re-read, at no run-time cost.

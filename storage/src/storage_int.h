@@ -77,6 +77,7 @@ enum { REDO_FPI = 1, REDO_WRITE = 2, REDO_INIT = 3 };
 /* the layout promises of the tables above */
 PBOX_STATIC_ASSERT(OFF_NEXT + 8 == PBOX_PAGE_HDR, "the page header is 32 bytes");
 PBOX_STATIC_ASSERT(OFF_TYPE == 4 && OFF_PID == 8 && OFF_LSN == 16, "page header offsets");
+PBOX_STATIC_ASSERT(OFF_TYPE == PBOX_PAGE_TYPE_OFF, "the published type offset is the real one");
 PBOX_STATIC_ASSERT(SB_CKPTS + 8 <= 4096 && META_SLOTS + 8 * PBOX_META_SLOTS <= 4096,
 		   "superblock and meta page fit the smallest page");
 

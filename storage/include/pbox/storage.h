@@ -218,6 +218,23 @@ typedef struct pbox_store_stats {
 
 void pbox_store_get_stats(pbox_store *st, pbox_store_stats *s);
 
+/* ---- the page header's type field ---------------------------------------------------------
+ * Every page starts with PBOX_PAGE_HDR bytes of header; its u16 page type sits at
+ * PBOX_PAGE_TYPE_OFF. Data structures read the type of a page they hold latched (or of a
+ * consistent copy) with pbox_page_type; optimistic readers, whose loads may race a writer,
+ * with pbox_page_type_opt (validate the version before acting on it). */
+#define PBOX_PAGE_TYPE_OFF 4u
+static inline uint16_t pbox_page_type(const void *page)
+{
+	uint16_t t;
+	__builtin_memcpy(&t, (const unsigned char *)page + PBOX_PAGE_TYPE_OFF, 2);
+	return t;
+}
+static inline uint16_t pbox_page_type_opt(const void *page)
+{
+	return pbox_latch_opt_load_u16((const unsigned char *)page + PBOX_PAGE_TYPE_OFF);
+}
+
 /* ---- inline helpers (not API: layout exposed for speed) -------------------------------- */
 struct pbox_store_pub {
 	unsigned char *base;
