@@ -137,7 +137,7 @@ static int open_named(pbox_store *st, const char *name, bool create, bool must_c
 	size_t vlen;
 	r = pbox_bt_lookup(&cat, name, len, &root, sizeof(root), &vlen);
 	if (r == 0 && (vlen != sizeof(root) || root < PBOX_BT_NODE_PID_MIN))
-		r = PBOX_ECORRUPT;
+		r = PBOX_CORRUPT();
 	if (r == 0 && must_create)
 		r = PBOX_EEXIST;
 	if (r == PBOX_ENOTFOUND && create) {
@@ -203,7 +203,7 @@ static int collect_pages(pbox_bt *bt, pbox_pid root, unsigned char kind, pbox_pi
 		if (pid == root)
 			buf[PBOX_PAGE_HDR] = kind;
 		if (pbox__bt_page_type(buf) != BT_PAGE_TYPE) {
-			r = PBOX_ECORRUPT;
+			r = PBOX_CORRUPT();
 			break;
 		}
 		if (pid != root) {
@@ -272,7 +272,7 @@ int pbox_bt_drop(pbox_store *st, const char *name)
 	size_t vlen;
 	r = pbox_bt_lookup(&cat, name, len, &root, sizeof(root), &vlen);
 	if (r == 0 && (vlen != sizeof(root) || root < PBOX_BT_NODE_PID_MIN))
-		r = PBOX_ECORRUPT;
+		r = PBOX_CORRUPT();
 	/* 1: mark the root: every later descent gets PBOX_ECLOSED; in-flight splits finish
 	 * first (they hold the root) */
 	unsigned char kind = 0;
@@ -284,7 +284,7 @@ int pbox_bt_drop(pbox_store *st, const char *name)
 			    pbox__bt_page_type(page) != BT_PAGE_TYPE ||
 			    ((unsigned char *)page)[PBOX_PAGE_HDR] == DROPPED_KIND) {
 				pbox_mtr_abort(m, false);
-				r = r ? r : PBOX_ECORRUPT;
+				r = r ? r : PBOX_CORRUPT();
 			} else {
 				kind = ((unsigned char *)page)[PBOX_PAGE_HDR];
 				((unsigned char *)page)[PBOX_PAGE_HDR] = DROPPED_KIND;
@@ -335,7 +335,7 @@ static int list_one(const void *key, size_t klen, const void *val, size_t vlen, 
 	list_ctx *c = arg;
 	char name[PBOX_BT_NAME_MAX + 1];
 	if (klen > PBOX_BT_NAME_MAX)
-		return PBOX_ECORRUPT;
+		return PBOX_CORRUPT();
 	memcpy(name, key, klen);
 	name[klen] = 0;
 	return c->fn(name, klen, c->arg);

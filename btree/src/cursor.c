@@ -130,7 +130,7 @@ static int seek_le(pbox_bt_cursor *c, const void *key, uint32_t klen, bool stric
 			pbox_pid pid = bt->root;
 			for (unsigned depth = 0;; depth++) {
 				if (depth == MAX_DEPTH)
-					return PBOX_ECORRUPT;
+					return PBOX_CORRUPT();
 				r = pbox__bt_read_node(bt, pid, c->leaf, &c->version);
 				if (r == PBOX_ERESTART) {
 					pid = bt->root;

@@ -206,11 +206,11 @@ static int descend_locked(pbox_bt *bt, const void *key, uint32_t klen, void *buf
 	int r = 0;
 	for (unsigned depth = 0;; depth++) {
 		if (depth == MAX_DEPTH) {
-			r = PBOX_ECORRUPT;
+			r = PBOX_CORRUPT();
 			break;
 		}
 		if ((r = pbox_page_fix_shared(bt->st, pid))) {
-			r = r == PBOX_EINVAL ? PBOX_ECORRUPT : r;
+			r = r == PBOX_EINVAL ? PBOX_CORRUPT() : r;
 			break;
 		}
 		if (held != PBOX_PID_NONE)
@@ -225,7 +225,7 @@ static int descend_locked(pbox_bt *bt, const void *key, uint32_t klen, void *buf
 		}
 		if (pbox__bt_page_type(buf) != BT_PAGE_TYPE ||
 		    (r = pbox__bt_key_in_range(buf, bt->ps, key, klen, &in)) || !in) {
-			r = r ? r : PBOX_ECORRUPT;
+			r = r ? r : PBOX_CORRUPT();
 			break;
 		}
 		if (pbox__bt_node_is_leaf(buf)) {
@@ -289,12 +289,12 @@ int pbox__bt_latch_path(pbox_bt *bt, pbox_mtr *m, const void *key, uint32_t klen
 		max = MAX_DEPTH;
 	for (p->d = 0;; p->d++) {
 		if (p->d == max)
-			return max == MAX_DEPTH ? PBOX_ECORRUPT : PBOX_ELIMIT;
+			return max == MAX_DEPTH ? PBOX_CORRUPT() : PBOX_ELIMIT;
 		void **pg = &p->pg[p->d];
 		if ((r = pbox_mtr_fix(m, pid, pg)))
 			return r;
 		if (pbox__bt_page_type(*pg) != BT_PAGE_TYPE)
-			return PBOX_ECORRUPT;
+			return PBOX_CORRUPT();
 		if (((unsigned char *)*pg)[PBOX_PAGE_HDR] == DROPPED_KIND)
 			return PBOX_ECLOSED;
 		p->pid[p->d] = pid;

@@ -30,6 +30,10 @@
  * The small ones are static inline (unused ones then cost nothing); hdr_load, slot_load and
  * cmp_page stay plain static, every node file uses them, so the compiler keeps them out of
  * line where it did before the split (the read path's code is unchanged by it).
+  *
+ * Corruption: the node functions are checks on bytes (they also run on racy copies, in
+ * fuzzing and in verification): they return plain PBOX_ECORRUPT. The tree-layer code that
+ * acts on a verdict records where (PBOX_CORRUPT, pbox/status.h).
  */
 #ifndef PBOX_BT_NODE_INT_H
 #define PBOX_BT_NODE_INT_H

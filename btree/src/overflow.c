@@ -83,7 +83,7 @@ int pbox__bt_ovf_free(pbox_bt *bt, pbox_pid first, uint64_t vlen)
 			if ((r = pbox_mtr_fix(m, pid, &page)))
 				break;
 			if (pbox__bt_page_type(page) != OVF_PAGE_TYPE) {
-				r = PBOX_ECORRUPT;
+				r = PBOX_CORRUPT();
 				break;
 			}
 			pbox_pid next;
@@ -136,11 +136,12 @@ static int ovf_read(pbox_bt *bt, pbox_pid first, uint64_t vlen, void *out, void 
 int pbox__bt_parse_ref(const uint8_t *p, uint32_t plen, pbox_pid *first, uint64_t *vlen)
 {
 	if (plen != OVF_REF)
-		return PBOX_ECORRUPT;
+		return PBOX_CORRUPT();
 	memcpy(first, p, 8);
 	memcpy(vlen, p + 8, 8);
-	return *first >= PBOX_BT_NODE_PID_MIN && *vlen <= PBOX_BT_VALUE_MAX_BYTES ? 0
-										    : PBOX_ECORRUPT;
+	if (*first < PBOX_BT_NODE_PID_MIN || *vlen > PBOX_BT_VALUE_MAX_BYTES)
+		return PBOX_CORRUPT();
+	return 0;
 }
 
 /* The overflow value of key, read with the live leaf latched shared (see
@@ -189,7 +190,7 @@ int pbox__bt_ovf_value(pbox_bt *bt, pbox_pid leaf_pid, const void *key, uint32_t
 	/* the value goes into the heap's front, chain pages are copied through its tail */
 	r = ovf_read(bt, first, n, *heap, *heap + n);
 	if (r == PBOX_ERESTART)
-		r = PBOX_ECORRUPT; /* the leaf refers to it and cannot change: a damaged chain */
+		r = PBOX_CORRUPT(); /* the leaf refers to it and cannot change: a damaged chain */
 out:
 	pbox_page_unfix_shared(bt->st, leaf_pid);
 	if (!r) {

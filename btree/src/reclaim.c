@@ -37,10 +37,10 @@ typedef struct reach {
 static int mark_page(reach *rc, pbox_pid pid)
 {
 	if (pid < PBOX_BT_NODE_PID_MIN || pid >= rc->npages)
-		return PBOX_ECORRUPT;
+		return PBOX_CORRUPT();
 	uint64_t bit = 1ull << (pid & 63);
 	if (rc->bits[pid >> 6] & bit)
-		return PBOX_ECORRUPT;
+		return PBOX_CORRUPT();
 	rc->bits[pid >> 6] |= bit;
 	return 0;
 }
@@ -50,7 +50,7 @@ static int read_shared(reach *rc, pbox_pid pid, unsigned char *dst)
 {
 	int r = pbox_page_fix_shared(rc->st, pid);
 	if (r)
-		return r == PBOX_EINVAL ? PBOX_ECORRUPT : r;
+		return r == PBOX_EINVAL ? PBOX_CORRUPT() : r;
 	memcpy(dst, pbox_page_addr(rc->st, pid), rc->ps);
 	pbox_page_unfix_shared(rc->st, pid);
 	return 0;
@@ -67,7 +67,7 @@ static int mark_chain(reach *rc, pbox_pid first, uint64_t vlen)
 		if (r || (r = read_shared(rc, pid, rc->cbuf)))
 			return r;
 		if (pbox__bt_page_type(rc->cbuf) != OVF_PAGE_TYPE)
-			return PBOX_ECORRUPT;
+			return PBOX_CORRUPT();
 		memcpy(&pid, rc->cbuf + PBOX_PAGE_HDR, 8);
 	}
 	return 0;
@@ -84,9 +84,9 @@ static int mark_tree(reach *rc, pbox_pid root)
 		if ((r = mark_page(rc, pid)) || (r = read_shared(rc, pid, rc->buf)))
 			break;
 		if (pbox__bt_page_type(rc->buf) != BT_PAGE_TYPE)
-			return PBOX_ECORRUPT;
+			return PBOX_CORRUPT();
 		if (pbox__bt_node_verify(rc->buf, rc->ps))
-			return PBOX_ECORRUPT;
+			return PBOX_CORRUPT();
 		uint32_t cnt = pbox__bt_node_count(rc->buf);
 		if (pbox__bt_node_is_leaf(rc->buf)) {
 			for (uint32_t i = 0; i < cnt && !r; i++) {
@@ -133,7 +133,7 @@ static int collect_root(const void *key, size_t klen, const void *val, size_t vl
 	roots *rs = arg;
 	pbox_pid root;
 	if (vlen != sizeof(root)) {
-		rs->r = PBOX_ECORRUPT;
+		rs->r = PBOX_CORRUPT();
 		return 1;
 	}
 	memcpy(&root, val, sizeof(root));

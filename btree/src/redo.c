@@ -25,9 +25,9 @@ static int redo_image(void *page, uint32_t ps, const void *p, uint32_t len, void
 {
 	(void)arg;
 	if (len != ps - PBOX_PAGE_HDR)
-		return PBOX_ECORRUPT;
+		return PBOX_CORRUPT();
 	memcpy((unsigned char *)page + PBOX_PAGE_HDR, p, len);
-	return pbox__bt_node_verify(page, ps) ? PBOX_ECORRUPT : 0;
+	return pbox__bt_node_verify(page, ps) ? PBOX_CORRUPT() : 0;
 }
 
 static int redo_insert(void *page, uint32_t ps, const void *p, uint32_t len, void *arg)
@@ -35,14 +35,14 @@ static int redo_insert(void *page, uint32_t ps, const void *p, uint32_t len, voi
 	(void)arg;
 	uint32_t flags, klen;
 	if (len < 8)
-		return PBOX_ECORRUPT;
+		return PBOX_CORRUPT();
 	memcpy(&flags, p, 4);
 	memcpy(&klen, (const char *)p + 4, 4);
 	if (klen > len - 8)
-		return PBOX_ECORRUPT;
+		return PBOX_CORRUPT();
 	const char *k = (const char *)p + 8;
 	int r = pbox__bt_node_insert(page, ps, k, klen, k + klen, len - 8 - klen, flags);
-	return r ? PBOX_ECORRUPT : 0;
+	return r ? PBOX_CORRUPT() : 0;
 }
 
 static int redo_remove(void *page, uint32_t ps, const void *p, uint32_t len, void *arg)
@@ -50,16 +50,16 @@ static int redo_remove(void *page, uint32_t ps, const void *p, uint32_t len, voi
 	(void)arg;
 	uint32_t klen;
 	if (len < 4)
-		return PBOX_ECORRUPT;
+		return PBOX_CORRUPT();
 	memcpy(&klen, p, 4);
 	if (klen != len - 4)
-		return PBOX_ECORRUPT;
+		return PBOX_CORRUPT();
 	uint32_t pos;
 	bool exact;
 	int r = pbox__bt_node_lower_bound(page, ps, (const char *)p + 4, klen, &pos, &exact);
 	if (r || !exact)
-		return PBOX_ECORRUPT;
-	return pbox__bt_node_remove(page, ps, pos) ? PBOX_ECORRUPT : 0;
+		return PBOX_CORRUPT();
+	return pbox__bt_node_remove(page, ps, pos) ? PBOX_CORRUPT() : 0;
 }
 
 static int redo_split_right(void *page, uint32_t ps, const void *p, uint32_t len, void *arg)
@@ -67,7 +67,7 @@ static int redo_split_right(void *page, uint32_t ps, const void *p, uint32_t len
 	(void)arg;
 	uint32_t nl;
 	if (len != 4)
-		return PBOX_ECORRUPT;
+		return PBOX_CORRUPT();
 	memcpy(&nl, p, 4);
 	void *scratch = pbox_aligned_alloc(4096, ps);
 	if (!scratch)
@@ -77,7 +77,7 @@ static int redo_split_right(void *page, uint32_t ps, const void *p, uint32_t len
 	uint32_t sep_len;
 	int r = pbox__bt_node_split(scratch, page, ps, nl, sep, &sep_len);
 	pbox_free(scratch);
-	return r ? PBOX_ECORRUPT : 0;
+	return r ? PBOX_CORRUPT() : 0;
 }
 
 static int redo_drop(void *page, uint32_t ps, const void *p, uint32_t len, void *arg)
@@ -85,7 +85,7 @@ static int redo_drop(void *page, uint32_t ps, const void *p, uint32_t len, void 
 	(void)arg;
 	(void)p;
 	if (len != 0 || ps <= PBOX_PAGE_HDR)
-		return PBOX_ECORRUPT;
+		return PBOX_CORRUPT();
 	((unsigned char *)page)[PBOX_PAGE_HDR] = DROPPED_KIND;
 	return 0;
 }

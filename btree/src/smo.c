@@ -44,7 +44,7 @@ static int split_child(pbox_bt *bt, pbox_mtr *m, pbox_pid parent, pbox_pid pid, 
 	uint32_t ps = bt->ps;
 	uint32_t nl = pbox__bt_node_split_choose(o, ps, insert_pos);
 	if (!nl && pbox__bt_node_is_leaf(o))
-		return PBOX_ECORRUPT;
+		return PBOX_CORRUPT();
 	pbox_pid npid;
 	void *n;
 	int r = pbox_mtr_alloc(m, BT_PAGE_TYPE, &npid, &n);
@@ -75,7 +75,7 @@ static int split_root(pbox_bt *bt, pbox_mtr *m, void *root, uint32_t insert_pos)
 	uint32_t ps = bt->ps;
 	uint32_t nl = pbox__bt_node_split_choose(root, ps, insert_pos);
 	if (!nl && pbox__bt_node_is_leaf(root))
-		return PBOX_ECORRUPT;
+		return PBOX_CORRUPT();
 	pbox_pid apid, bpid;
 	void *a, *b;
 	int r;
@@ -181,7 +181,7 @@ int pbox__bt_merge_pass(pbox_bt *bt, const void *key, uint32_t klen)
 		if (pbox__bt_page_type(left) != BT_PAGE_TYPE ||
 		    pbox__bt_page_type(right) != BT_PAGE_TYPE ||
 		    pbox__bt_node_is_leaf(left) != leaf || pbox__bt_node_is_leaf(right) != leaf) {
-			r = PBOX_ECORRUPT;
+			r = PBOX_CORRUPT();
 			goto done;
 		}
 		if (pbox__bt_node_merge_check(left, right, ps))

@@ -38,10 +38,10 @@ static int verify_node(vstate *vs, pbox_pid pid, unsigned depth, const uint8_t *
 {
 	pbox_bt *bt = vs->bt;
 	if (depth >= MAX_DEPTH)
-		return PBOX_ECORRUPT;
+		return PBOX_CORRUPT();
 	int r = pbox_page_fix_shared(bt->st, pid);
 	if (r)
-		return r == PBOX_EINVAL ? PBOX_ECORRUPT : r;
+		return r == PBOX_EINVAL ? PBOX_CORRUPT() : r;
 	void *page = pbox_page_addr(bt->st, pid);
 	const uint8_t *lo, *hi;
 	uint32_t lol, hil;
@@ -52,7 +52,7 @@ static int verify_node(vstate *vs, pbox_pid pid, unsigned depth, const uint8_t *
 	if ((!lo) != (!plo) || (!hi) != (!phi) ||
 	    (lo && pbox__bt_cmp_keys(lo, lol, plo, plol)) ||
 	    (hi && pbox__bt_cmp_keys(hi, hil, phi, phil))) {
-		r = PBOX_ECORRUPT;
+		r = PBOX_CORRUPT();
 		goto out;
 	}
 	uint32_t n = pbox__bt_node_count(page);
@@ -60,7 +60,7 @@ static int verify_node(vstate *vs, pbox_pid pid, unsigned depth, const uint8_t *
 		if (vs->leaf_depth == UINT64_MAX)
 			vs->leaf_depth = depth;
 		if (vs->leaf_depth != depth) {
-			r = PBOX_ECORRUPT;
+			r = PBOX_CORRUPT();
 			goto out;
 		}
 		vs->info->leaves++;
@@ -71,7 +71,7 @@ static int verify_node(vstate *vs, pbox_pid pid, unsigned depth, const uint8_t *
 				goto out;
 			if (vs->have_last &&
 			    pbox__bt_cmp_keys(vs->last, vs->last_len, k, kl) >= 0) {
-				r = PBOX_ECORRUPT;
+				r = PBOX_CORRUPT();
 				goto out;
 			}
 			memcpy(vs->last, k, kl);
