@@ -215,6 +215,13 @@ typedef struct pbox_bench_row {
 	double p50_us, p99_us; /* < 0: not applicable */
 	double cpu_us_per_op;  /* < 0: not applicable */
 	int64_t peak_rss_bytes; /* PBOX_BENCH_NA if not applicable */
+	/* appended to the schema later (CSV columns after peak_rss_bytes): */
+	int64_t engine_order;	/* 1-based position of the engine in its run's engine order;
+				   PBOX_BENCH_NA where the order is fixed or not recorded */
+	double settle_s;	/* seconds of the untimed settle step before this measurement
+				   (pbox-bench); < 0: none */
+	const char *note;	/* table only (not in the CSV): a short qualifier of the cell,
+				   e.g. what a fill batch means for this engine; NULL: none */
 } pbox_bench_row;
 
 /* The CSV header line (without newline). */
@@ -232,8 +239,10 @@ int pbox_bench_report_create(pbox_bench_report **out, const char *program,
 /* Record a run: appended to the CSV at once (flushed) and kept for the table. */
 int pbox_bench_report_add(pbox_bench_report *rep, const pbox_bench_row *row);
 /* The Markdown table: one line per (workload, threads, engine) in first-seen order, with
- * the median and min–max of ops/s over its runs and the ratio of medians to the baseline
- * engine of the same workload and threads; optional columns appear when any row has them. */
+ * the median and min–max of ops/s over its runs, the ratio of medians to the baseline
+ * engine of the same workload and threads, and the per-run ratios (each run's ops/s over
+ * the baseline's ops/s in the run of the same index: their median and min–max); optional
+ * columns appear when any row has them. */
 void pbox_bench_report_print(const pbox_bench_report *rep, FILE *out);
 void pbox_bench_report_destroy(pbox_bench_report *rep);
 

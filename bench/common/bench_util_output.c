@@ -9,8 +9,11 @@
  *   - "not applicable" is "-" in both the CSV and the table;
  *   - the table has one line per (workload, threads, engine), in the order first seen; its
  *     ratio column is the ratio of medians against the baseline engine of the same workload
- *     and thread count, "-" when the baseline has no run there; optional columns appear
- *     only when some row has a value for them;
+ *     and thread count, "-" when the baseline has no run there; beside it the per-run
+ *     ratios (run r against the baseline's run r of the same cell: median and min–max);
+ *     optional columns appear only when some row has a value for them;
+ *   - CSV columns are only ever appended at the end (engine_order and settle_seconds came
+ *     after peak_rss_bytes), so a parser of the older prefix still reads its fields;
  *   - the progress line appears only when stderr is a terminal and stdout is not a pipe.
  * Single-threaded: reports are filled between measurements, by the main thread.
  */
@@ -30,7 +33,7 @@
 
 const char pbox_bench_csv_header[] =
 	"program,engine,workload,threads,keys,value_size,budget_bytes,run,ops,seconds,"
-	"ops_per_sec,p50_us,p99_us,cpu_us_per_op,peak_rss_bytes";
+	"ops_per_sec,p50_us,p99_us,cpu_us_per_op,peak_rss_bytes,engine_order,settle_seconds";
 
 void pbox_bench_row_init(pbox_bench_row *r)
 {
@@ -41,11 +44,15 @@ void pbox_bench_row_init(pbox_bench_row *r)
 	r->run = 1;
 	r->p50_us = r->p99_us = r->cpu_us_per_op = -1;
 	r->peak_rss_bytes = PBOX_BENCH_NA;
+	r->engine_order = PBOX_BENCH_NA;
+	r->settle_s = -1;
+	r->note = NULL;
 }
 
 struct stored_row {
 	pbox_bench_row r;
-	char *engine, *workload; /* owned copies; r.engine / r.workload point here */
+	char *engine, *workload, *note; /* owned copies; r.engine / r.workload / r.note point
+					   here (note may be NULL) */
 };
 
 struct pbox_bench_report {
@@ -175,13 +182,16 @@ int pbox_bench_report_add(pbox_bench_report *rep, const pbox_bench_row *row)
 	s->r = *row;
 	s->engine = strdup(row->engine ? row->engine : "-");
 	s->workload = strdup(row->workload ? row->workload : "-");
-	if (!s->engine || !s->workload) {
+	s->note = row->note ? strdup(row->note) : NULL;
+	if (!s->engine || !s->workload || (row->note && !s->note)) {
 		free(s->engine);
 		free(s->workload);
+		free(s->note);
 		return -ENOMEM;
 	}
 	s->r.engine = s->engine;
 	s->r.workload = s->workload;
+	s->r.note = s->note;
 	rep->n++;
 
 	if (rep->csv) {
@@ -199,6 +209,8 @@ int pbox_bench_report_add(pbox_bench_report *rep, const pbox_bench_row *row)
 		csv_double(f, row->p99_us, 3);
 		csv_double(f, row->cpu_us_per_op, -1);
 		csv_int(f, row->peak_rss_bytes);
+		csv_int(f, row->engine_order);
+		csv_double(f, row->settle_s, 6);
 		fputc('\n', f);
 		if (fflush(f) != 0 || ferror(f))
 			return -EIO;
@@ -271,6 +283,35 @@ static void summarize_cell(const pbox_bench_report *rep, struct group *g)
 	free(ops);
 }
 
+/* The per-run ratios of cell g against the baseline: for each run of g, its ops/s over the
+ * baseline's ops/s in the run with the same index (same workload and thread count); runs
+ * without a baseline run of that index are skipped. n = 0 if there is none. */
+static pbox_bench_summary per_run_ratio(const pbox_bench_report *rep, const struct group *g)
+{
+	pbox_bench_summary none = { 0 };
+	double *v = malloc((rep->n ? rep->n : 1) * sizeof(double));
+	if (!v)
+		return none;
+	size_t n = 0;
+	for (size_t i = 0; i < rep->n; i++) {
+		const pbox_bench_row *r = &rep->rows[i].r;
+		if (!same_cell(r, g->workload, g->threads, g->engine))
+			continue;
+		for (size_t j = 0; j < rep->n; j++) {
+			const pbox_bench_row *b = &rep->rows[j].r;
+			if (b->run != r->run || !same_cell(b, g->workload, g->threads, rep->baseline))
+				continue;
+			double bo = row_ops_per_sec(b);
+			if (bo > 0)
+				v[n++] = row_ops_per_sec(r) / bo;
+			break;
+		}
+	}
+	pbox_bench_summary s = n ? pbox_bench_summarize(v, n) : none;
+	free(v);
+	return s;
+}
+
 static void md_int(FILE *out, int64_t v)
 {
 	if (v >= 0)
@@ -293,9 +334,10 @@ static void md_double(FILE *out, double v, int prec)
 void pbox_bench_report_print(const pbox_bench_report *rep, FILE *out)
 {
 	bool any_keys = false, any_vsize = false, any_budget = false, any_cpu = false;
-	bool any_p50 = false, any_p99 = false, any_rss = false;
+	bool any_p50 = false, any_p99 = false, any_rss = false, any_note = false;
 	for (size_t i = 0; i < rep->n; i++) {
 		const pbox_bench_row *r = &rep->rows[i].r;
+		any_note |= r->note != NULL;
 		any_keys |= r->keys >= 0;
 		any_vsize |= r->value_size >= 0;
 		any_budget |= r->budget_bytes >= 0;
@@ -312,9 +354,13 @@ void pbox_bench_report_print(const pbox_bench_report *rep, FILE *out)
 		fprintf(out, " value size |");
 	if (any_budget)
 		fprintf(out, " budget |");
-	fprintf(out, " engine | runs | ops/s (median) | ops/s (min–max) |");
+	fprintf(out, " engine |");
+	if (any_note)
+		fprintf(out, " note |");
+	fprintf(out, " runs | ops/s (median) | ops/s (min–max) |");
 	if (rep->baseline)
-		fprintf(out, " vs %s |", rep->baseline);
+		fprintf(out, " vs %s | vs %s per run: median (min–max) |", rep->baseline,
+			rep->baseline);
 	if (any_p50)
 		fprintf(out, " p50 µs |");
 	if (any_p99)
@@ -330,9 +376,12 @@ void pbox_bench_report_print(const pbox_bench_report *rep, FILE *out)
 		fprintf(out, "---:|");
 	if (any_budget)
 		fprintf(out, "---:|");
-	fprintf(out, "---|---:|---:|---:|");
+	fprintf(out, "---|");
+	if (any_note)
+		fprintf(out, "---|");
+	fprintf(out, "---:|---:|---:|");
 	if (rep->baseline)
-		fprintf(out, "---:|");
+		fprintf(out, "---:|---:|");
 	if (any_p50)
 		fprintf(out, "---:|");
 	if (any_p99)
@@ -368,13 +417,26 @@ void pbox_bench_report_print(const pbox_bench_report *rep, FILE *out)
 			md_int(out, g.value_size);
 		if (any_budget)
 			md_int(out, g.budget);
-		fprintf(out, " %s | %zu | %s | %s – %s |", g.engine, g.nruns, med, lo, hi);
+		fprintf(out, " %s |", g.engine);
+		if (any_note) {
+			const char *note = NULL; /* the first run's that has one */
+			for (size_t j = i; j < rep->n && !note; j++)
+				if (same_cell(&rep->rows[j].r, r->workload, r->threads, r->engine))
+					note = rep->rows[j].r.note;
+			fprintf(out, " %s |", note ? note : "-");
+		}
+		fprintf(out, " %zu | %s | %s – %s |", g.nruns, med, lo, hi);
 		if (rep->baseline) {
 			struct group b = { .workload = r->workload, .engine = rep->baseline,
 					   .threads = r->threads };
 			summarize_cell(rep, &b);
 			if (b.nruns > 0 && b.ops.median > 0)
 				fprintf(out, " %.2fx |", g.ops.median / b.ops.median);
+			else
+				fprintf(out, " - |");
+			pbox_bench_summary pr = per_run_ratio(rep, &g);
+			if (pr.n)
+				fprintf(out, " %.2fx (%.2f–%.2fx) |", pr.median, pr.min, pr.max);
 			else
 				fprintf(out, " - |");
 		}
@@ -397,6 +459,7 @@ void pbox_bench_report_destroy(pbox_bench_report *rep)
 	for (size_t i = 0; i < rep->n; i++) {
 		free(rep->rows[i].engine);
 		free(rep->rows[i].workload);
+		free(rep->rows[i].note);
 	}
 	free(rep->rows);
 	if (rep->csv)

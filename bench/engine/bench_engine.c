@@ -3,8 +3,17 @@
  * conventions shared with the other benchmark programs: "Conventions"): the same
  * key-value workloads on pagebox and on its peers (LMDB, RocksDB, WiredTiger, SQLite,
  * LevelDB: engine.h, one adapter each), engines interleaved within each run (run 1: every
- * engine, run 2: every engine, ...), the Markdown table with medians, min–max and the ratio
- * to a baseline engine (--baseline), one CSV row per run, a JSON file, SVG plots (gnuplot).
+ * engine, run 2: every engine, ...) in an order shuffled per run (seeded by --seed + run,
+ * printed), the Markdown table with medians, min–max, the ratio of medians to a baseline
+ * engine (--baseline) and the per-run ratios' median and min–max, one CSV row per run, a
+ * JSON file, SVG plots (gnuplot).
+ *
+ * Settle step (bench_engine_run.c): before every cell measured on the filled instance the
+ * adapter's settle (pagebox checkpoint, RocksDB flush + no pending compaction, LevelDB
+ * compact range, WiredTiger checkpoint, LMDB env sync, SQLite WAL checkpoint(TRUNCATE)) and,
+ * for read cells, an equal untimed warm-up (--warmup pairs read); its time is reported
+ * apart, never in a rate. --log-parity on (default) gives the peers that can have them
+ * reused or zero-filled log files, as pagebox's WAL segments are.
  *
  * Data: keys are 8-byte big-endian integers, N of them, a random permutation of [0, N)
  * (a new permutation each run, the same for every engine within the run); values are
@@ -55,7 +64,7 @@
  * synchronise through atomics TSan cannot see); naming one in --engines runs it anyway.
  *
  * Files: this one (options, engine selection, topology/pinning/NUMA, the run loop with the
- * engines interleaved and their order alternating between runs, the summary on stdout);
+ * engines interleaved and their order shuffled per run, the summary on stdout);
  * bench_engine_run.c (the workers, one measurement, one engine in one run);
  * bench_engine_check.c (--check); bench_engine_output.c (CSV rows, printed tables, JSON,
  * plots); bench_engine.h (what they share, and who writes it).
@@ -85,14 +94,18 @@
 
 /* ---- options ------------------------------------------------------------------------------ */
 
-static uint64_t opt_keys, opt_value = 100, opt_seed = 42, opt_numa = NO_NUMA;
+static uint64_t opt_keys, opt_value = 100, opt_numa = NO_NUMA;
 static const char *opt_json, *opt_baseline, *opt_plot, *opt_commit_threads;
+static const char *opt_log_parity = "on";
 static pbox_bench_list opt_engines, opt_workloads;
 /* shared with the other files (bench_engine.h) */
 uint64_t pbe__opt_budget;
 const char *pbe__opt_durability = "durable", *pbe__opt_lmdb_writemap = "auto";
 const char *pbe__opt_pin = "none";
 bool pbe__opt_check;
+bool pbe__log_parity = true;
+uint64_t pbe__opt_warmup = UINT64_MAX; /* not given: min(keys / 10, WARMUP_MAX) */
+uint64_t pbe__opt_seed = 42;
 
 static const pbox_bench_option extra[] = {
 	{ "engines", PBOX_BENCH_OPT_LIST, &opt_engines, "LIST",
@@ -119,7 +132,14 @@ static const pbox_bench_option extra[] = {
 	{ "json", PBOX_BENCH_OPT_STRING, &opt_json, "FILE", "also write all runs as JSON" },
 	{ "check", PBOX_BENCH_OPT_FLAG, &pbe__opt_check, NULL,
 	  "after each fill, check the contents and compare engines (on with --quick)" },
-	{ "seed", PBOX_BENCH_OPT_UINT, &opt_seed, "S", "random seed (default 42; run r uses S + r)" },
+	{ "seed", PBOX_BENCH_OPT_UINT, &pbe__opt_seed, "S",
+	  "random seed (default 42): run r uses S + r for its keys and its shuffled engine order" },
+	{ "warmup", PBOX_BENCH_OPT_UINT, &pbe__opt_warmup, "N",
+	  "pairs read untimed before each read cell, after the settle step (N gets or N/100 "
+	  "scans; default min(keys/10, 100000); 0: none)" },
+	{ "log-parity", PBOX_BENCH_OPT_STRING, &opt_log_parity, "on|off",
+	  "on (default): reused/zero-filled logs for the peers that offer them, like pagebox's "
+	  "pre-zeroed WAL segments (RocksDB recycle_log_file_num 2, WiredTiger log zero_fill)" },
 	{ "lmdb-writemap", PBOX_BENCH_OPT_STRING, &pbe__opt_lmdb_writemap, "auto|on|off",
 	  "LMDB's MDB_WRITEMAP (auto: on with --durability fast, off with durable)" },
 };
@@ -152,8 +172,11 @@ size_t pbe__ncommit_threads;
 pbox_topo *pbe__topo;
 pbox_pin_policy pbe__pin_policy;
 size_t pbe__sel[PBE__NADAPTERS], pbe__nsel;
+size_t *pbe__order;
+unsigned pbe__order_runs;
 char pbe__open_msg[PBE__NADAPTERS][256];
 uint64_t pbe__data_bytes[PBE__NADAPTERS];
+bool pbe__data_settled[PBE__NADAPTERS];
 bool pbe__oom_run;
 
 /* ---- topology, pinning, NUMA ---------------------------------------------------------- */
@@ -234,6 +257,67 @@ static void fmt_mib(char *b, size_t n, uint64_t bytes)
 	snprintf(b, n, "%.1f MiB", (double)bytes / 1048576.0);
 }
 
+/* "0.012 s (0.010–0.015)" or "-" */
+static void fmt_secs(char *b, size_t n, const pbe__dvec *d)
+{
+	if (!d->n) {
+		snprintf(b, n, "-");
+		return;
+	}
+	pbox_bench_summary s = pbox_bench_summarize(d->v, d->n);
+	if (d->n == 1)
+		snprintf(b, n, "%.3f s", s.median);
+	else
+		snprintf(b, n, "median %.3f s (%.3f–%.3f)", s.median, s.min, s.max);
+}
+
+/* The run protocol: engine order per run, log parity, the settle step per engine. */
+static void print_protocol(void)
+{
+	printf("Engine order (shuffled per run, seed %" PRIu64 " + run):", pbe__opt_seed);
+	for (unsigned r = 1; r <= pbe__order_runs; r++) {
+		printf("%s run %u (seed %" PRIu64 "):", r > 1 ? ";" : "", r, pbe__opt_seed + r);
+		for (size_t i = 0; i < pbe__nsel; i++)
+			printf("%s %s", i ? "," : "",
+			       pbe__adapters[pbe__order[(size_t)(r - 1) * pbe__nsel + i]]->name);
+	}
+	printf(".\n");
+	printf("Log parity %s: %s.\n", pbe__log_parity ? "on" : "off",
+	       pbe__log_parity
+		       ? "rocksdb recycle_log_file_num 2, wiredtiger log zero_fill (plus its default "
+			 "prealloc); pagebox's WAL segments are always pre-zeroed and 2 spares "
+			 "reused; lmdb (no log), sqlite (WAL file reused by default), leveldb "
+			 "(reuse_logs not in its C API): nothing to set"
+		       : "rocksdb recycle_log_file_num 0, wiredtiger zero_fill off (their defaults); "
+			 "pagebox's WAL segments are pre-zeroed regardless");
+	bool any = false;
+	for (size_t i = 0; i < pbe__nsel; i++)
+		any |= pbe__settle[pbe__sel[i]].first.n > 0;
+	if (!any) {
+		printf("\n");
+		return;
+	}
+	printf("Settle step before every cell on the filled instance (untimed, in no rate), "
+	       "then before read cells a warm-up of %" PRIu64 " pairs read on one thread:\n",
+	       pbe__opt_warmup);
+	for (size_t i = 0; i < pbe__nsel; i++) {
+		size_t a = pbe__sel[i];
+		const pbe__settle_stats *st = &pbe__settle[a];
+		if (!st->first.n)
+			continue;
+		char f[64], l[64], w[64];
+		fmt_secs(f, sizeof(f), &st->first);
+		fmt_secs(l, sizeof(l), &st->later);
+		fmt_secs(w, sizeof(w), &st->warmup);
+		printf("- settle %s (%s): after the fill %s; before later cells %s; warm-up %s",
+		       pbe__adapters[a]->name, pbe__adapters[a]->settle_how, f, l, w);
+		if (st->incomplete)
+			printf("; INCOMPLETE %u time(s): %s", st->incomplete, st->note);
+		printf("\n");
+	}
+	printf("\n");
+}
+
 static int find_adapter(const char *name)
 {
 	for (size_t a = 0; a < PBE__NADAPTERS; a++)
@@ -251,7 +335,7 @@ int main(int argc, char **argv)
 			       2.0, "1,2");
 	cfg.extra = extra;
 	cfg.nextra = sizeof(extra) / sizeof(extra[0]);
-	char usage[2048], names[256] = "";
+	char usage[4096], names[256] = "";
 	for (size_t a = 0; a < PBE__NADAPTERS; a++)
 		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
 			 a ? ", " : "", pbe__adapters[a]->name);
@@ -263,9 +347,21 @@ int main(int argc, char **argv)
 		 "(each --seconds per thread count of --threads), commit (single-key durable commits,\n"
 		 "per thread count of --commit-threads). YCSB and lookup-zipf keys: Zipfian 0.99.\n"
 		 "Keys: 8-byte big-endian integers, a random permutation of [0, N).\n"
+		 "Fill batches: pagebox's are not atomic (1000 single-key inserts, + 1 WAL flush when\n"
+		 "durable; its atomic batches hold at most 24 leaves); every peer's is one atomic\n"
+		 "transaction or write batch. The table's note column says so per engine.\n"
+		 "Runs: every engine once per run, in an order shuffled per run (seed --seed + run,\n"
+		 "printed); the table gives the ratio of medians to the baseline and the median and\n"
+		 "min-max of the per-run ratios.\n"
+		 "Settle step, before every cell on the filled instance (untimed, reported apart):\n"
+		 "pagebox checkpoint, RocksDB flush + wait for no pending flush/compaction, LevelDB\n"
+		 "compact range, WiredTiger checkpoint, LMDB env sync, SQLite wal_checkpoint(TRUNCATE);\n"
+		 "then, before read cells, the warm-up (--warmup). LMDB reads share one read txn\n"
+		 "per 100 reads (reset before the thread's own writes).\n"
 		 "--budget below the data makes an out-of-memory run: engines that read through the OS\n"
 		 "page cache (lmdb, sqlite, leveldb) are then reported apart, not ranked.\n"
 		 "Output: a Markdown table on stdout; --csv, --json, --plot (bench/README.md).\n"
+		 "Publishing figures: at least --runs 5 and --check (bench/README.md).\n"
 		 "Engine settings: bench/README.md.\n", names);
 	cfg.usage_extra = usage;
 	int pr = pbox_bench_parse_args(&cfg, argc, argv);
@@ -288,6 +384,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: --durability must be durable or fast\n", PROG);
 		return 2;
 	}
+	if (strcmp(opt_log_parity, "on") && strcmp(opt_log_parity, "off")) {
+		fprintf(stderr, "%s: --log-parity must be on or off\n", PROG);
+		return 2;
+	}
+	pbe__log_parity = strcmp(opt_log_parity, "on") == 0;
+	if (pbe__opt_warmup == UINT64_MAX)
+		pbe__opt_warmup = opt_keys / 10 < WARMUP_MAX ? opt_keys / 10 : WARMUP_MAX;
 	if (strcmp(pbe__opt_lmdb_writemap, "auto") && strcmp(pbe__opt_lmdb_writemap, "on") &&
 	    strcmp(pbe__opt_lmdb_writemap, "off")) {
 		fprintf(stderr, "%s: --lmdb-writemap must be auto, on or off\n", PROG);
@@ -390,34 +493,74 @@ int main(int argc, char **argv)
 	time_t now = time(NULL);
 	strftime(date, sizeof(date), "%Y-%m-%d %H:%M", localtime(&now));
 
+	pbe__order = malloc((size_t)cfg.runs * pbe__nsel * sizeof(*pbe__order));
+	if (!pbe__order) {
+		fprintf(stderr, "%s: out of memory\n", PROG);
+		return 1;
+	}
 	int status = 0;
 	digests ref; /* the first engine's, per run */
 	for (unsigned run = 1; run <= cfg.runs && !status; run++) {
-		pbe__run.seed = opt_seed + run;
+		pbe__run.seed = pbe__opt_seed + run;
 		pbe__make_perm(pbe__run.seed);
 		digests *rf = &ref;
 		memset(rf, 0, sizeof(*rf));
-		/* engines interleaved; the order alternates between runs */
+		/* engines interleaved, in an order shuffled per run (Fisher-Yates, seeded by the
+		 * run's seed): no engine always runs first on a cold machine, or last after the
+		 * others' write-back */
+		size_t *ord = pbe__order + (size_t)(run - 1) * pbe__nsel;
+		memcpy(ord, pbe__sel, pbe__nsel * sizeof(*ord));
+		uint64_t os = rnd_seed(pbe__run.seed, 0x0de7, 0);
+		for (size_t i = pbe__nsel; i > 1; i--) {
+			size_t j = (size_t)rnd_below(&os, i), t = ord[i - 1];
+			ord[i - 1] = ord[j];
+			ord[j] = t;
+		}
+		/* balanced first slot: over n runs every engine goes first once (the first slot
+		 * is the cold one), in an order drawn once from --seed; the rest stay shuffled */
+		size_t first = pbe__sel[0];
+		{
+			size_t base[64];
+			size_t nb = pbe__nsel < 64 ? pbe__nsel : 64;
+			memcpy(base, pbe__sel, nb * sizeof(*base));
+			uint64_t bs = rnd_seed(pbe__opt_seed, 0xba5e, 0);
+			for (size_t i = nb; i > 1; i--) {
+				size_t j = (size_t)rnd_below(&bs, i), t = base[i - 1];
+				base[i - 1] = base[j];
+				base[j] = t;
+			}
+			first = base[(run - 1) % nb];
+		}
+		for (size_t i = 0; i < pbe__nsel; i++)
+			if (ord[i] == first) {
+				ord[i] = ord[0];
+				ord[0] = first;
+				break;
+			}
+		pbe__order_runs = run;
 		for (size_t i = 0; i < pbe__nsel && !status; i++) {
-			size_t a = pbe__sel[(run % 2 == 1) ? i : pbe__nsel - 1 - i];
-			if (pbe__engine_run(&cfg, a, run, rf))
+			pbe__run.order_pos = (unsigned)i + 1;
+			if (pbe__engine_run(&cfg, ord[i], run, rf))
 				status = 1;
 		}
 	}
 	pbox_bench_progress_done();
 
 	printf("\npbox-bench %s: keys %" PRIu64
-	       ", value size %u, durability %s, %u run(s), %g s per "
-	       "timed cell%s; ratios against %s\n\n",
-	       date, pbe__run.n, pbe__run.vsize, pbe__opt_durability, cfg.runs, cfg.seconds,
+	       ", value size %u, durability %s, log parity %s, %u run(s), %g s per "
+	       "timed cell%s; engine order shuffled per run; ratios against %s\n\n",
+	       date, pbe__run.n, pbe__run.vsize, pbe__opt_durability,
+	       pbe__log_parity ? "on" : "off", cfg.runs, cfg.seconds,
 	       pbe__opt_check ? ", contents checked" : "",
 	       pbe__baseline ? pbe__baseline : "no engine (the baseline was not run)");
+	print_protocol();
 	for (size_t i = 0; i < pbe__nsel; i++) {
 		size_t a = pbe__sel[i];
 		char db[32];
 		fmt_mib(db, sizeof(db), pbe__data_bytes[a]);
-		printf("- %s %s: %s; data after the fill: %s", pbe__adapters[a]->name,
-		       pbe__adapters[a]->version, pbe__open_msg[a], db);
+		printf("- %s %s: %s; data after the fill%s: %s", pbe__adapters[a]->name,
+		       pbe__adapters[a]->version, pbe__open_msg[a],
+		       pbe__data_settled[a] ? " and its settle" : "", db);
 		if (pbe__oom_run && pbe__data_bytes[a])
 			printf(" (%.1fx the budget)",
 			       (double)pbe__data_bytes[a] / (double)pbe__opt_budget);
@@ -452,7 +595,8 @@ int main(int argc, char **argv)
 	}
 	if (pbe__want[W_FILL_RANDOM] || pbe__want[W_FILL_SEQ])
 		printf("\nfill-*: ops = keys inserted, latency = one batch of %u inserts with its "
-		       "commit.", BATCH);
+		       "commit; the note column says whether the engine's batch is atomic (pagebox's "
+		       "is not).", BATCH);
 	if (pbe__want[W_SCAN100])
 		printf("\nscan100: ops = scans of %u pairs.", SCAN_LEN);
 	if (pbe__want[W_YCSB_E])
@@ -471,6 +615,12 @@ int main(int argc, char **argv)
 	pbox_bench_report_destroy(pbe__rep.ranked);
 	pbox_bench_report_destroy(pbe__rep.unranked);
 	pbe__output_fini();
+	for (size_t a = 0; a < PBE__NADAPTERS; a++) {
+		free(pbe__settle[a].first.v);
+		free(pbe__settle[a].later.v);
+		free(pbe__settle[a].warmup.v);
+	}
+	free(pbe__order);
 	free(pbe__run.perm);
 	if (pbe__topo)
 		pbox_topo_close(pbe__topo);

@@ -20,6 +20,9 @@
  *   pbe__run                        bench_engine_run.c (per engine instance and measurement)
  *   pbe__open_msg, pbe__data_bytes  bench_engine_run.c, read by the output
  *   pbe__oom_run                    main, before the first run
+ *   pbe__order                      main, before each run (the run's shuffled engine order)
+ *   pbe__settle                     bench_engine_run.c (between measurements), read by the
+ *                                   output
  *
  * Cross-file names carry the pbe__ prefix (the adapters' public names are pbe_).
  */
@@ -51,6 +54,7 @@
 #define YCSB_E_MAX_SCAN 100u	/* ycsb-e: scan lengths uniform in 1..100 */
 #define DEFAULT_COMMIT_THREADS "1,2,4,8,16,32"
 #define NO_NUMA UINT64_MAX
+#define WARMUP_MAX 100000ull	/* default warm-up: min(keys / 10, this) pairs read */
 
 #define PBE_BAD_DATA (-49999) /* a read returned wrong data (the driver's own code) */
 #define PBE_PIN_FAILED (-49998) /* --pin: the OS refused (the driver's own code) */
@@ -60,6 +64,9 @@
 extern uint64_t pbe__opt_budget;
 extern const char *pbe__opt_durability, *pbe__opt_lmdb_writemap, *pbe__opt_pin;
 extern bool pbe__opt_check;
+extern bool pbe__log_parity;	  /* --log-parity on|off (default on) */
+extern uint64_t pbe__opt_warmup;  /* --warmup: pairs read untimed before each read cell */
+extern uint64_t pbe__opt_seed;	  /* --seed: run r uses seed + r (keys and engine order) */
 
 /* ---- workloads ---------------------------------------------------------------------------- */
 
@@ -91,13 +98,41 @@ enum {
 extern const pbe_adapter *const pbe__adapters[PBE__NADAPTERS];
 extern size_t pbe__sel[PBE__NADAPTERS], pbe__nsel; /* the engines run, in --engines order */
 extern char pbe__open_msg[PBE__NADAPTERS][256];	    /* each engine's settings line from open */
-extern uint64_t pbe__data_bytes[PBE__NADAPTERS];    /* each engine's data after the last fill */
+extern uint64_t pbe__data_bytes[PBE__NADAPTERS];    /* each engine's data after the last fill,
+							or after its first settle if any */
+extern bool pbe__data_settled[PBE__NADAPTERS];	    /* pbe__data_bytes is after a settle */
 extern const char *pbe__baseline; /* the ratio column's engine, or NULL */
 extern unsigned pbe__commit_threads[PBOX_BENCH_MAX_THREADS];
 extern size_t pbe__ncommit_threads;
 extern pbox_topo *pbe__topo;
 extern pbox_pin_policy pbe__pin_policy;
 extern bool pbe__oom_run; /* --budget below the raw data */
+/* The engine order of each run: run r (1-based) ran pbe__adapters[pbe__order[(r - 1) *
+ * pbe__nsel + i]] as its (i + 1)-th engine; pbe__order_runs runs recorded. */
+extern size_t *pbe__order;
+extern unsigned pbe__order_runs;
+
+/* ---- settle statistics (bench_engine_run.c) ---------------------------------------------- */
+
+typedef struct pbe__dvec {
+	double *v;
+	size_t n, cap;
+} pbe__dvec;
+
+/* Appends x (0, or -ENOMEM). */
+int pbe__dvec_push(pbe__dvec *d, double x);
+
+/* What the settle step cost each engine: informational, never part of a rate. */
+typedef struct pbe__settle_stats {
+	pbe__dvec first;  /* seconds of the first settle of an instance (after the fill and
+			     --check), one per run */
+	pbe__dvec later;  /* seconds of the settles before the later cells */
+	pbe__dvec warmup; /* seconds of each warm-up */
+	unsigned incomplete; /* settles that reported a note (a bound hit) */
+	char note[160];	  /* the last such note */
+} pbe__settle_stats;
+
+extern pbe__settle_stats pbe__settle[PBE__NADAPTERS];
 
 /* ---- random numbers ------------------------------------------------------------------------ */
 
@@ -196,6 +231,7 @@ typedef struct pbe__run_state {
 	uint64_t seed;	  /* the run's seed */
 	int workload;
 	bool seq;	  /* fill order */
+	unsigned order_pos; /* the engine's 1-based position in this run's engine order */
 	_Atomic uint64_t next_key; /* ycsb-e: the next new key (N, N+1, ... per instance) */
 	worker w[PBOX_BENCH_MAX_THREADS];
 } pbe__run_state;
@@ -248,5 +284,7 @@ int pbe__write_json(const char *path, const pbox_bench_config *cfg, const char *
 int pbe__write_plots(const char *dir, const pbox_bench_config *cfg);
 /* Free the kept rows. */
 void pbe__output_fini(void);
+/* What a fill batch means for adapter a in this run's commit mode (the table's note). */
+const char *pbe__batch_note(const pbe_adapter *a);
 
 #endif /* PBOX_BENCH_ENGINE_DRIVER_H */

@@ -8,6 +8,8 @@
  *   - a row reaches the CSV file when it is measured (flushed), so an interrupted run keeps
  *     what it measured; the printed tables are filled only at the end, ordered by workload,
  *     then thread count, then engine in --engines order, whatever order the runs took;
+ *   - fill rows carry a note (pbe__batch_note: whether the engine's batch of 1000 is atomic
+ *     in this run's commit mode), printed in the table's note column and in the JSON;
  *   - in an out-of-memory run an engine without a bounded cache is never in the ranked
  *     table, never the baseline of a ratio, and is marked "(OS-cache)" in the plots;
  *   - plots are made from the medians of the kept rows; without gnuplot the data and the
@@ -58,6 +60,11 @@ int pbe__add_row(const pbox_bench_row *row, bool ranked)
 	}
 	R.j[R.nj++] = (jrow){ .r = *row, .workload = pbe__run.workload, .ranked = ranked };
 	return 0;
+}
+
+const char *pbe__batch_note(const pbe_adapter *a)
+{
+	return strcmp(pbe__opt_durability, "durable") == 0 ? a->batch_durable : a->batch_fast;
 }
 
 int pbe__fill_print_reports(void)
@@ -123,6 +130,17 @@ int pbe__write_json(const char *path, const pbox_bench_config *cfg, const char *
 		", \"out_of_memory\": %s, \"runs\": %u, \"seconds\": %g,\n",
 		PROG, date, pbe__run.n, pbe__run.vsize, pbe__opt_durability, pbe__opt_budget,
 		pbe__oom_run ? "true" : "false", cfg->runs, cfg->seconds);
+	fprintf(f, "  \"seed\": %" PRIu64 ", \"log_parity\": %s, \"warmup_pairs\": %" PRIu64
+		   ", \"engine_order\": [", pbe__opt_seed, pbe__log_parity ? "true" : "false",
+		pbe__opt_warmup);
+	for (unsigned r = 0; r < pbe__order_runs; r++) {
+		fprintf(f, "%s[", r ? ", " : "");
+		for (size_t i = 0; i < pbe__nsel; i++)
+			fprintf(f, "%s\"%s\"", i ? ", " : "",
+				pbe__adapters[pbe__order[(size_t)r * pbe__nsel + i]]->name);
+		fprintf(f, "]");
+	}
+	fprintf(f, "],\n");
 	char topo_desc[256] = "unknown";
 	if (pbe__topo)
 		pbox_topo_describe(pbe__topo, topo_desc, sizeof(topo_desc));
@@ -142,7 +160,14 @@ int pbe__write_json(const char *path, const pbox_bench_config *cfg, const char *
 				fprintf(f, "\\%c", *c);
 			else if ((unsigned char)*c >= 0x20)
 				fputc(*c, f);
-		fprintf(f, "\", \"data_bytes\": %" PRIu64 "}", pbe__data_bytes[a]);
+		fprintf(f, "\", \"data_bytes\": %" PRIu64 ", \"fill_batch\": \"%s\", "
+			   "\"settle\": \"%s\", \"settle_after_fill_s\": [",
+			pbe__data_bytes[a], pbe__batch_note(pbe__adapters[a]),
+			pbe__adapters[a]->settle_how);
+		const pbe__settle_stats *st = &pbe__settle[a];
+		for (size_t k = 0; k < st->first.n; k++)
+			fprintf(f, "%s%.6f", k ? ", " : "", st->first.v[k]);
+		fprintf(f, "], \"settle_incomplete\": %u}", st->incomplete);
 	}
 	fprintf(f, "],\n  \"rows\": [\n");
 	for (size_t i = 0; i < R.nj; i++) {
@@ -158,7 +183,9 @@ int pbe__write_json(const char *path, const pbox_bench_config *cfg, const char *
 		json_num(f, "p50_us", j->r.p50_us, false);
 		json_num(f, "p99_us", j->r.p99_us, false);
 		json_num(f, "cpu_us_per_op", j->r.cpu_us_per_op, false);
-		json_int(f, "peak_rss_bytes", j->r.peak_rss_bytes, true);
+		json_int(f, "peak_rss_bytes", j->r.peak_rss_bytes, false);
+		json_int(f, "engine_order", j->r.engine_order, false);
+		json_num(f, "settle_seconds", j->r.settle_s, true);
 		fprintf(f, "}%s\n", i + 1 < R.nj ? "," : "");
 	}
 	fprintf(f, "  ]\n}\n");

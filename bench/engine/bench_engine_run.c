@@ -17,7 +17,13 @@
  *     ycsb-e, the only one that adds keys; each instance lives in a fresh scratch directory
  *     that is removed when the instance is closed;
  *   - `commit` is always durable: in a fast run the instance is switched to durable commits
- *     around it and back afterwards.
+ *     around it and back afterwards;
+ *   - every cell measured on the filled instance (every workload but the fills, at every
+ *     thread count) is preceded by the settle step, untimed and the same for every engine:
+ *     the adapter's settle (checkpoint, flush and compaction, sync: engine.h), timed apart
+ *     and reported as information, then for read cells (all but `commit`) the warm-up:
+ *     --warmup pairs read on one thread with the workload's key choice, the same keys for
+ *     every engine of the run. Nothing of either enters a measured rate.
  *
  * Threads: workers write only their own pbe__run.w[tid] (128-byte aligned, no shared line
  * in the hot loop) and take new ycsb-e keys with an atomic fetch_add on pbe__run.next_key;
@@ -66,6 +72,21 @@ static inline uint64_t zipf_next(const zipf *z, uint64_t *s)
 /* ---- run state ----------------------------------------------------------------------------- */
 
 pbe__run_state pbe__run;
+pbe__settle_stats pbe__settle[PBE__NADAPTERS];
+
+int pbe__dvec_push(pbe__dvec *d, double x)
+{
+	if (d->n == d->cap) {
+		size_t nc = d->cap ? 2 * d->cap : 16;
+		double *nv = realloc(d->v, nc * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		d->v = nv;
+		d->cap = nc;
+	}
+	d->v[d->n++] = x;
+	return 0;
+}
 
 void pbe__make_perm(uint64_t seed)
 {
@@ -385,8 +406,9 @@ static void w_pinned(void *arg, unsigned tid, const _Atomic bool *stop)
 }
 
 /* Run workload w on nt threads (fills: seconds = 0, until done) and report it (unless
- * record is false: an untimed load). */
-static int measure(int w, unsigned nt, double seconds, unsigned run, bool record)
+ * record is false: an untimed load). settle_s: the settle step before it (< 0: none). */
+static int measure(int w, unsigned nt, double seconds, unsigned run, bool record,
+		   double settle_s)
 {
 	static const pbox_bench_worker fn[W_COUNT] = {
 		[W_FILL_RANDOM] = w_fill, [W_FILL_SEQ] = w_fill, [W_LOOKUP] = w_lookup,
@@ -444,7 +466,98 @@ static int measure(int w, unsigned nt, double seconds, unsigned run, bool record
 		row.p99_us = (double)pbox_bench_hist_quantile(&all, 0.99) / 1e3;
 	}
 	row.peak_rss_bytes = pbox_bench_peak_rss_bytes();
+	row.engine_order = pbe__run.order_pos;
+	row.settle_s = settle_s;
+	if (w == W_FILL_RANDOM || w == W_FILL_SEQ)
+		row.note = pbe__batch_note(pbe__run.ad);
 	return pbe__add_row(&row, pbe__run.ad->bounded_cache || !pbe__oom_run);
+}
+
+/* ---- the settle step -------------------------------------------------------------------- */
+
+/* The untimed warm-up before read cell w: pbe__opt_warmup pairs read on one thread, with the
+ * workload's key choice — gets of uniform keys (lookup) or Zipfian ones (lookup-zipf,
+ * ycsb-a/b/c/f), or scans of 100 pairs from a uniform start (scan100) or a Zipfian one
+ * (ycsb-e), pbe__opt_warmup / 100 of them (at least one) — from a stream of its own that
+ * depends only on the run's seed and the workload, so every engine reads the same keys.
+ * Checked like the measured reads. */
+static int warm_up(int w)
+{
+	pbe_thread *t;
+	int r = pbe__run.ad->thread_open(pbe__run.e, &t);
+	if (r) {
+		fprintf(stderr, "%s: %s: thread_open: %s\n", PROG, pbe__run.ad->name, pbe__rc_str(r));
+		return r;
+	}
+	uint64_t s = rnd_seed(pbe__run.seed, 0x3a40u + (unsigned)w, 0);
+	unsigned char key[KEY_SIZE], buf[MAX_VALUE];
+	bool scans = w == W_SCAN100 || w == W_YCSB_E, zipfian = w != W_LOOKUP && w != W_SCAN100;
+	uint64_t ops = scans ? (pbe__opt_warmup + SCAN_LEN - 1) / SCAN_LEN : pbe__opt_warmup;
+	for (uint64_t i = 0; i < ops && !r; i++) {
+		uint64_t k = zipfian ? pbe__run.perm[zipf_next(&pbe__run.z, &s)]
+				     : rnd_below(&s, pbe__run.n);
+		enc_key(key, k);
+		if (scans) {
+			scan_check c = { .next = k, .vsize = pbe__run.vsize };
+			size_t got = 0;
+			r = pbe__run.ad->scan(t, key, KEY_SIZE, SCAN_LEN, scan_cb, &c, &got);
+			uint64_t least = pbe__run.n - k < SCAN_LEN ? pbe__run.n - k : SCAN_LEN;
+			if (c.bad || (!r && (got < least || got > SCAN_LEN))) {
+				fprintf(stderr, "%s: %s warm-up of %s: scan from key %" PRIu64
+					": %zu pairs%s\n", PROG, pbe__run.ad->name, pbe__wname[w], k,
+					got, c.bad ? " (wrong key or value)" : "");
+				r = PBE_BAD_DATA;
+			}
+		} else {
+			size_t vlen = 0;
+			r = pbe__run.ad->get(t, key, KEY_SIZE, buf, sizeof(buf), &vlen);
+			if (!r && !value_ok(buf, vlen, pbe__run.vsize, key)) {
+				fprintf(stderr, "%s: %s warm-up of %s: get of key %" PRIu64
+					": wrong value\n", PROG, pbe__run.ad->name, pbe__wname[w], k);
+				r = PBE_BAD_DATA;
+			}
+		}
+		if (r && r != PBE_BAD_DATA)
+			fprintf(stderr, "%s: %s warm-up of %s, key %" PRIu64 ": %s\n", PROG,
+				pbe__run.ad->name, pbe__wname[w], k, pbe__rc_str(r));
+	}
+	pbe__run.ad->thread_close(t);
+	return r;
+}
+
+/* The settle step before cell w of adapter a, untimed: the adapter's settle (its seconds in
+ * *secs and in the engine's statistics; first: the instance's first one), then the warm-up
+ * for read cells. 0, or an error after a message on stderr. */
+static int settle(size_t a, int w, bool first, double *secs)
+{
+	char note[160] = "";
+	uint64_t t0 = pbox_bench_now_ns();
+	int r = pbe__run.ad->settle(pbe__run.e, note, sizeof(note));
+	uint64_t t1 = pbox_bench_now_ns();
+	if (r) {
+		fprintf(stderr, "%s: %s: settle (%s) before %s: %s\n", PROG, pbe__run.ad->name,
+			pbe__run.ad->settle_how, pbe__wname[w], pbe__rc_str(r));
+		return r;
+	}
+	pbe__settle_stats *st = &pbe__settle[a];
+	*secs = (double)(t1 - t0) / 1e9;
+	if (note[0]) {
+		st->incomplete++;
+		snprintf(st->note, sizeof(st->note), "%s", note);
+	}
+	if ((r = pbe__dvec_push(first ? &st->first : &st->later, *secs)))
+		return r;
+	if (first) { /* the data size once the fill's memtables and caches reached the files */
+		pbe_info info;
+		pbe__run.ad->info(pbe__run.e, &info);
+		pbe__data_bytes[a] = info.data_bytes;
+		pbe__data_settled[a] = true;
+	}
+	if (w == W_COMMIT || pbe__opt_warmup == 0)
+		return 0;
+	if ((r = warm_up(w)))
+		return r;
+	return pbe__dvec_push(&st->warmup, (double)(pbox_bench_now_ns() - t1) / 1e9);
 }
 
 /* ---- one engine in one run ------------------------------------------------------------- */
@@ -473,6 +586,7 @@ static int open_engine(const pbox_bench_config *cfg, size_t a, char **dir)
 		.budget_bytes = pbe__opt_budget,
 		.durable = strcmp(pbe__opt_durability, "durable") == 0,
 		.oom = pbe__oom_run,
+		.log_parity = pbe__log_parity,
 		.lmdb_writemap = !strcmp(pbe__opt_lmdb_writemap, "on") ||
 				 (!strcmp(pbe__opt_lmdb_writemap, "auto") &&
 				  strcmp(pbe__opt_durability, "fast") == 0),
@@ -511,7 +625,7 @@ int pbe__engine_run(const pbox_bench_config *cfg, size_t a, unsigned run, digest
 		pbox_bench_progress("run %u/%u %s fill-seq", run, cfg->runs, an);
 		if ((r = open_engine(cfg, a, &dir)))
 			return r;
-		r = measure(W_FILL_SEQ, 1, 0, run, true);
+		r = measure(W_FILL_SEQ, 1, 0, run, true, -1);
 		int cr = close_engine(dir);
 		if (r || cr)
 			return r ? r : cr;
@@ -526,7 +640,7 @@ int pbe__engine_run(const pbox_bench_config *cfg, size_t a, unsigned run, digest
 	atomic_store(&pbe__run.next_key, pbe__run.n);
 	pbox_bench_progress("run %u/%u %s fill-random%s", run, cfg->runs, an,
 			    pbe__want[W_FILL_RANDOM] ? "" : " (load, not measured)");
-	if ((r = measure(W_FILL_RANDOM, 1, 0, run, pbe__want[W_FILL_RANDOM])))
+	if ((r = measure(W_FILL_RANDOM, 1, 0, run, pbe__want[W_FILL_RANDOM], -1)))
 		goto out;
 	pbe_info info;
 	pbe__run.ad->info(pbe__run.e, &info);
@@ -541,6 +655,7 @@ int pbe__engine_run(const pbox_bench_config *cfg, size_t a, unsigned run, digest
 	}
 	static const int order[] = { W_LOOKUP, W_LOOKUP_ZIPF, W_SCAN100, W_YCSB_C, W_YCSB_B,
 				     W_YCSB_A, W_YCSB_F, W_COMMIT, W_YCSB_E };
+	bool first = true; /* the instance's first settle: right after the fill (and check) */
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		int w = order[i];
 		if (!pbe__want[w])
@@ -554,9 +669,15 @@ int pbe__engine_run(const pbox_bench_config *cfg, size_t a, unsigned run, digest
 		const unsigned *tl = w == W_COMMIT ? pbe__commit_threads : cfg->threads;
 		size_t ntl = w == W_COMMIT ? pbe__ncommit_threads : cfg->nthreads;
 		for (size_t ti = 0; ti < ntl && !r; ti++) {
+			pbox_bench_progress("run %u/%u %s settle before %s threads=%u", run,
+					    cfg->runs, an, pbe__wname[w], tl[ti]);
+			double settle_s = -1;
+			if ((r = settle(a, w, first, &settle_s)))
+				break;
+			first = false;
 			pbox_bench_progress("run %u/%u %s %s threads=%u", run, cfg->runs, an,
 					    pbe__wname[w], tl[ti]);
-			r = measure(w, tl[ti], cfg->seconds, run, true);
+			r = measure(w, tl[ti], cfg->seconds, run, true, settle_s);
 		}
 		if (switched) {
 			int sr = pbe__run.ad->set_durable(pbe__run.e, false);

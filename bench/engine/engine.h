@@ -17,7 +17,10 @@
  * Operations (all on a pbe_thread; any number of threads at once unless noted):
  *   put        insert or replace one key, committed alone (its own transaction) in the
  *              engine's current commit mode.
- *   put_batch  insert n new keys as one unit of commit (fills: batches of 1000). With
+ *   put_batch  insert n new keys, committed together (fills: batches of 1000): atomically
+ *              in every peer; pagebox cannot (its atomic batches span at most 24 leaves)
+ *              and inserts them one by one, then flushes once — batch_durable/batch_fast
+ *              say which, and the report prints it. With
  *              PBE_BATCH_SEQUENTIAL the keys ascend and are above every key present.
  *              An existing key is an error (PBE_EXISTS) where the engine can tell without
  *              an extra read; the LSM engines (RocksDB, LevelDB) write blindly, as their
@@ -27,6 +30,15 @@
  *   scan       from the first key >= start, call fn on up to `count` pairs in order;
  *              *n = pairs delivered. A non-zero return from fn stops the scan early and is
  *              returned.
+ *   settle     (on the engine, no pbe_thread open, nothing else running) bring the
+ *              instance to a quiescent state before a measured cell: whatever the fill or
+ *              the previous cell left to do in the background (write-back, memtable flush,
+ *              compaction, log checkpoint) done now, untimed. Each adapter does what its
+ *              engine offers for that (settle_how). note (capacity note_len) gets a short
+ *              remark when the settle was incomplete (a bound hit), else stays "".
+ * Fill batches (put_batch with n = 1000): batch_durable / batch_fast say in the report what
+ * one means for the engine — atomic (one transaction / write batch) or not — in each commit
+ * mode, so that no table pretends two different things are the same.
  * Commit mode: durable (a commit returns once it is on disk) or fast (the engine's own
  * non-durable commit). Chosen at open, changed between measurements with set_durable (never
  * while other operations run); switching to durable first makes earlier commits durable.
@@ -63,6 +75,9 @@ typedef struct pbe_open_options {
 	bool oom;	     /* an out-of-memory run: the data exceeds the budget (LMDB: turn
 				off OS read-ahead) */
 	bool lmdb_writemap;  /* LMDB only: MDB_WRITEMAP (see engine_lmdb.c) */
+	bool log_parity;     /* pre-allocated / reused / zeroed log files where the engine
+				can do that, as pagebox's pre-zeroed, recycled WAL segments
+				(RocksDB: recycle_log_file_num; WiredTiger: log zero_fill) */
 	unsigned max_threads; /* most pbe_threads open at once */
 	char *msg;	     /* a one-line notice from open (settings, fallbacks), or "" */
 	size_t msg_len;
@@ -93,6 +108,9 @@ typedef struct pbe_adapter {
 	const char *tsan_skip;	/* non-NULL: why the engine is left out of ThreadSanitizer
 				   builds by default (its uninstrumented internals make TSan
 				   report races that are not ours) */
+	const char *settle_how;	/* what settle does, for the report: "pbox_store_checkpoint" */
+	const char *batch_durable; /* what a fill batch of 1000 is in durable mode, for the */
+	const char *batch_fast;	   /* report: "atomic (one write transaction)"; fast mode */
 
 	int (*open)(const char *dir, pbe_open_options *o, pbe_engine **out);
 	int (*close)(pbe_engine *e);
@@ -106,6 +124,8 @@ typedef struct pbe_adapter {
 		   size_t *vlen);
 	int (*scan)(pbe_thread *t, const void *start, size_t slen, size_t count, pbe_scan_fn fn,
 		    void *arg, size_t *n);
+
+	int (*settle)(pbe_engine *e, char *note, size_t note_len);
 
 	void (*info)(pbe_engine *e, pbe_info *out);
 	const char *(*strerror)(int rc);

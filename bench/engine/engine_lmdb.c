@@ -23,16 +23,27 @@
  *     made fill-random 2.9x and ycsb-a 5.9x faster (no write system calls at all). Its cost
  *     is LMDB's documented one: no protection against stray writes into the map;
  *   - MDB_NOTLS: reader slots belong to transaction objects, not threads. Each pbe_thread
- *     owns one read-only transaction and one cursor, created once; every read renews the
- *     transaction (mdb_txn_renew: a fresh snapshot, no malloc) and resets it afterwards
- *     (mdb_txn_reset), so no reader pins old pages while writers run (long-lived readers
- *     would make the file grow during ycsb-a) and no thread ever holds two slots. NOTLS
- *     also lets the driver create contexts on one thread and use them on another;
+ *     owns one read-only transaction and one cursor, created once. Reads share a snapshot,
+ *     as LMDB users do: the first read renews the transaction (mdb_txn_renew: a fresh
+ *     snapshot, no malloc; the cursor renewed with it) and it stays open for
+ *     LM_READS_PER_TXN (100) reads — gets and scans count one each — after which it is
+ *     reset (mdb_txn_reset) and the next read renews it. A snapshot therefore lags other
+ *     threads' commits by at most 100 of this thread's reads, and pins old pages for only
+ *     that long (a reader held for a whole ycsb-a cell would make the file grow). A write
+ *     by the same pbe_thread (put, put_batch) first resets its read transaction, so the
+ *     thread's next read sees its own commit (read-your-writes: ycsb-f's
+ *     read-modify-write and the content check depend on it); the write itself is
+ *     unchanged, one write transaction with the commit mode's sync. NOTLS permits a
+ *     read-only transaction and a write transaction on one thread at once, and lets the
+ *     driver create contexts on one thread and use them on another;
  *   - writes: one write transaction per put, and one per batch of 1000 in the fills (LMDB
  *     serialises writers with its own mutex); MDB_NOOVERWRITE for fill-random (insert
  *     semantics, like pagebox's insert), MDB_APPEND for fill-seq (keys arrive in order: no
  *     search, full pages); puts are plain mdb_put (insert or replace);
- *   - maxreaders: threads + 4.
+ *   - maxreaders: threads + 4;
+ *   - settle (before each measured cell on the filled instance): mdb_env_sync(env, 1), which
+ *     in durable mode finds nothing to do and in fast mode writes the map's dirty pages.
+ *     There is no log; --log-parity changes nothing here.
  */
 #include "engine.h"
 
@@ -45,6 +56,7 @@
 
 #define LM_STR_(x) #x
 #define LM_STR(x) LM_STR_(x)
+#define LM_READS_PER_TXN 100u /* reads served by one snapshot before it is reset */
 
 struct pbe_engine {
 	MDB_env *env;
@@ -53,9 +65,43 @@ struct pbe_engine {
 
 struct pbe_thread {
 	pbe_engine *e;
-	MDB_txn *rtxn;	   /* read-only, kept in the reset state between operations */
+	MDB_txn *rtxn;	   /* read-only; live for up to LM_READS_PER_TXN reads, else reset */
 	MDB_cursor *cur;   /* bound to rtxn, renewed with it */
+	unsigned reads;	   /* reads served by the live snapshot; 0: rtxn is reset */
 };
+
+/* The thread's snapshot for the next read: renewed if it is reset. */
+static int lm_read_begin(pbe_thread *t)
+{
+	if (t->reads)
+		return 0;
+	int r = mdb_txn_renew(t->rtxn);
+	if (r)
+		return r;
+	if ((r = mdb_cursor_renew(t->rtxn, t->cur))) {
+		mdb_txn_reset(t->rtxn);
+		return r;
+	}
+	return 0;
+}
+
+/* One read done: reset the snapshot after LM_READS_PER_TXN of them. */
+static void lm_read_end(pbe_thread *t)
+{
+	if (++t->reads >= LM_READS_PER_TXN) {
+		mdb_txn_reset(t->rtxn);
+		t->reads = 0;
+	}
+}
+
+/* Before a write by this thread: drop the snapshot, so its next read sees the write. */
+static void lm_read_drop(pbe_thread *t)
+{
+	if (t->reads) {
+		mdb_txn_reset(t->rtxn);
+		t->reads = 0;
+	}
+}
 
 static int map_rc(int r)
 {
@@ -124,11 +170,12 @@ static int lm_open(const char *dir, pbe_open_options *o, pbe_engine **out)
 	if ((r = mdb_txn_commit(txn)))
 		goto fail;
 	if (o->msg && o->msg_len)
-		snprintf(o->msg, o->msg_len, "map %.0f MiB, flags MDB_NOTLS%s%s%s (%s commits)",
-			 (double)mapsize / 1048576.0,
+		snprintf(o->msg, o->msg_len,
+			 "map %.0f MiB, flags MDB_NOTLS%s%s%s (%s commits), one read txn per %u "
+			 "reads", (double)mapsize / 1048576.0,
 			 o->durable ? "" : "|MDB_NOSYNC|MDB_NOMETASYNC",
 			 o->oom ? "|MDB_NORDAHEAD" : "", o->lmdb_writemap ? "|MDB_WRITEMAP" : "",
-			 o->durable ? "synced" : "unsynced");
+			 o->durable ? "synced" : "unsynced", LM_READS_PER_TXN);
 	*out = e;
 	return 0;
 fail:
@@ -188,6 +235,7 @@ static void lm_thread_close(pbe_thread *t)
 
 static int lm_put(pbe_thread *t, const void *key, size_t klen, const void *val, size_t vlen)
 {
+	lm_read_drop(t);
 	MDB_txn *w;
 	int r = mdb_txn_begin(t->e->env, NULL, 0, &w);
 	if (r)
@@ -202,6 +250,7 @@ static int lm_put(pbe_thread *t, const void *key, size_t klen, const void *val, 
 
 static int lm_put_batch(pbe_thread *t, const pbe_kv *kv, size_t n, unsigned flags)
 {
+	lm_read_drop(t);
 	MDB_txn *w;
 	int r = mdb_txn_begin(t->e->env, NULL, 0, &w);
 	if (r)
@@ -220,7 +269,7 @@ static int lm_put_batch(pbe_thread *t, const pbe_kv *kv, size_t n, unsigned flag
 static int lm_get(pbe_thread *t, const void *key, size_t klen, void *buf, size_t cap,
 		  size_t *vlen)
 {
-	int r = mdb_txn_renew(t->rtxn);
+	int r = lm_read_begin(t);
 	if (r)
 		return r;
 	MDB_val k = { klen, (void *)key }, v;
@@ -232,7 +281,7 @@ static int lm_get(pbe_thread *t, const void *key, size_t klen, void *buf, size_t
 		else if (v.mv_size)
 			memcpy(buf, v.mv_data, v.mv_size);
 	}
-	mdb_txn_reset(t->rtxn);
+	lm_read_end(t);
 	return map_rc(r);
 }
 
@@ -242,13 +291,9 @@ static int lm_scan(pbe_thread *t, const void *start, size_t slen, size_t count, 
 	*n = 0;
 	if (count == 0)
 		return 0;
-	int r = mdb_txn_renew(t->rtxn);
+	int r = lm_read_begin(t);
 	if (r)
 		return r;
-	if ((r = mdb_cursor_renew(t->rtxn, t->cur))) {
-		mdb_txn_reset(t->rtxn);
-		return r;
-	}
 	MDB_val k = { slen, (void *)start }, v;
 	size_t got = 0;
 	r = mdb_cursor_get(t->cur, &k, &v, slen ? MDB_SET_RANGE : MDB_FIRST);
@@ -265,9 +310,16 @@ static int lm_scan(pbe_thread *t, const void *start, size_t slen, size_t count, 
 	}
 	if (r == MDB_NOTFOUND) /* the end of the database */
 		r = 0;
-	mdb_txn_reset(t->rtxn);
+	lm_read_end(t);
 	*n = got;
 	return r;
+}
+
+static int lm_settle(pbe_engine *e, char *note, size_t note_len)
+{
+	(void)note;
+	(void)note_len;
+	return mdb_env_sync(e->env, 1);
 }
 
 static void lm_info(pbe_engine *e, pbe_info *out)
@@ -289,6 +341,9 @@ const pbe_adapter pbe_lmdb_adapter = {
 	.name = "lmdb",
 	.version = LM_STR(MDB_VERSION_MAJOR) "." LM_STR(MDB_VERSION_MINOR) "." LM_STR(MDB_VERSION_PATCH),
 	.bounded_cache = false,
+	.settle_how = "mdb_env_sync(force)",
+	.batch_durable = "atomic (1 write txn, synced)",
+	.batch_fast = "atomic (1 write txn, unsynced)",
 	.open = lm_open,
 	.close = lm_close,
 	.set_durable = lm_set_durable,
@@ -298,6 +353,7 @@ const pbe_adapter pbe_lmdb_adapter = {
 	.put_batch = lm_put_batch,
 	.get = lm_get,
 	.scan = lm_scan,
+	.settle = lm_settle,
 	.info = lm_info,
 	.strerror = lm_strerror,
 };

@@ -25,7 +25,12 @@
  *     the n inserts; a write conflict (WT_ROLLBACK, possible when threads update the same hot
  *     key) rolls back and retries, as WiredTiger asks its users to. get = cursor search, the
  *     value copied, then cursor reset (releases the page and the snapshot); scan =
- *     search_near, then next, then reset.
+ *     search_near, then next, then reset;
+ *   - --log-parity on (the default): log=(enabled=true,zero_fill=true), so log files are
+ *     zero-filled when created (as pagebox's segments are) on top of WiredTiger's default
+ *     log pre-allocation (prealloc=true); off: zero_fill left at its default, false;
+ *   - settle (before each measured cell on the filled instance): WT_SESSION::checkpoint on
+ *     a session of its own (every dirty page written, the log recycled up to it).
  */
 #define _GNU_SOURCE
 #include "engine.h"
@@ -100,9 +105,10 @@ static int wt_open(const char *dir, pbe_open_options *o, pbe_engine **out)
 	e->durable = o->durable;
 	char cfg[512];
 	snprintf(cfg, sizeof(cfg),
-		 "create,cache_size=%llu,session_max=%u,log=(enabled=true),"
+		 "create,cache_size=%llu,session_max=%u,log=(enabled=true%s),"
 		 "transaction_sync=(enabled=%s,method=fsync),checkpoint=(wait=60)%s",
-		 (unsigned long long)e->budget, o->max_threads + 20, o->durable ? "true" : "false",
+		 (unsigned long long)e->budget, o->max_threads + 20,
+		 o->log_parity ? ",zero_fill=true" : "", o->durable ? "true" : "false",
 		 o->oom ? ",direct_io=[data]" : "");
 	int r = wiredtiger_open(dir, NULL, cfg, &e->conn);
 	const char *what = "wiredtiger_open";
@@ -124,9 +130,10 @@ static int wt_open(const char *dir, pbe_open_options *o, pbe_engine **out)
 		return r;
 	}
 	if (o->msg && o->msg_len)
-		snprintf(o->msg, o->msg_len, "cache %.0f MiB, log on, checkpoint every 60 s, no "
-			 "compression%s (%s commits)", (double)e->budget / 1048576.0,
-			 o->oom ? ", direct I/O for data" : "", o->durable ? "synced" : "unsynced");
+		snprintf(o->msg, o->msg_len, "cache %.0f MiB, log on (prealloc%s), checkpoint every "
+			 "60 s, no compression%s (%s commits)", (double)e->budget / 1048576.0,
+			 o->log_parity ? ", zero_fill" : "", o->oom ? ", direct I/O for data" : "",
+			 o->durable ? "synced" : "unsynced");
 	*out = e;
 	return 0;
 }
@@ -292,6 +299,19 @@ static int wt_scan(pbe_thread *t, const void *start, size_t slen, size_t count, 
 	return r;
 }
 
+static int wt_settle(pbe_engine *e, char *note, size_t note_len)
+{
+	(void)note;
+	(void)note_len;
+	WT_SESSION *s;
+	int r = e->conn->open_session(e->conn, NULL, NULL, &s);
+	if (r)
+		return r;
+	r = s->checkpoint(s, NULL);
+	int cr = s->close(s, NULL);
+	return r ? r : cr;
+}
+
 static void wt_info(pbe_engine *e, pbe_info *out)
 {
 	struct stat st;
@@ -305,6 +325,9 @@ const pbe_adapter pbe_wiredtiger_adapter = {
 	.version = WT_STR(WIREDTIGER_VERSION_MAJOR) "." WT_STR(WIREDTIGER_VERSION_MINOR) "."
 		   WT_STR(WIREDTIGER_VERSION_PATCH),
 	.bounded_cache = true,
+	.settle_how = "WT_SESSION::checkpoint",
+	.batch_durable = "atomic (1 txn, synced)",
+	.batch_fast = "atomic (1 txn, unsynced)",
 	.tsan_skip = "libwiredtiger is not built with TSan: updates are published through its uninstrumented atomics, so reading a fresh value is reported as a race",
 	.open = wt_open,
 	.close = wt_close,
@@ -315,6 +338,7 @@ const pbe_adapter pbe_wiredtiger_adapter = {
 	.put_batch = wt_put_batch,
 	.get = wt_get,
 	.scan = wt_scan,
+	.settle = wt_settle,
 	.info = wt_info,
 	.strerror = wt_strerror,
 };
