@@ -12,7 +12,7 @@
 #include <pbox/btree.h>
 #include <pbox/frame_kernel.h>
 
-#include "pbox_test.h"
+#include "pbox_test_store.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,13 +27,8 @@
 static pbox_store *open_store(pbox_io *io, bool create)
 {
 	pbox_store_options o;
-	pbox_store_options_init(&o);
-	o.io = io;
+	pbox_test_store_options(&o, io);
 	o.create = create;
-	o.budget_bytes = 64 * 4096;
-	o.max_bytes = 1ull << 30; /* the 1 TiB default reservation is refused under TSan at times */
-	o.wal_segment_size = 1 << 20;
-	o.wal_flush_delay_us = 0;
 	const pbox_redo_handler *h;
 	unsigned n;
 	pbox_bt_redo_handlers(&h, &n);
@@ -322,6 +317,7 @@ START_TEST(test_batch_waits_for_shared_holder)
 }
 END_TEST
 
+/* The issue's own generator (xorshift64, seed 42), so the key sequence is the reported one. */
 static uint64_t xs(uint64_t *s)
 {
 	*s ^= *s << 13;

@@ -21,7 +21,7 @@
 #include <pbox/frame_kernel.h>
 #include <pbox/wal.h>
 
-#include "pbox_test.h"
+#include "pbox_test_store.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -39,6 +39,71 @@ static unsigned stride(void)
 static pbox_powercut_mode mode_for(uint64_t n)
 {
 	return (pbox_powercut_mode)(n % 3);
+}
+
+/* ---- the sweep, for any scenario ------------------------------------------------------------- */
+
+/* A scenario: its state, a fresh file system, the run, the check after a power cut, and the
+ * next program's writes after a crash (reopen, acknowledge more, return with the store or
+ * log open: the sweep cuts the power under it, then calls after_cut to close it). */
+typedef struct scenario {
+	const char *name;
+	void *state;
+	size_t state_size;
+	pbox_io_memfs *(*new_fs)(void);
+	void (*run)(pbox_io *io, void *state);
+	uint64_t (*acked)(const void *state);
+	void (*check)(pbox_io *io, const void *state, const char *what, uint64_t n);
+	void *(*more_writes)(pbox_io *io, void *state, uint64_t n);
+	void (*after_cut)(void *handle);
+} scenario;
+
+/* A dry run counts the scenario's state-changing calls; then, for every n, a power cut at
+ * call n and a kill -9 at call n followed by a reopen, more writes and a power cut. */
+static void sweep(const scenario *sc, uint64_t want_acked)
+{
+	pbox_io_memfs *fs = sc->new_fs();
+	memset(sc->state, 0, sc->state_size);
+	uint64_t c0 = pbox_io_memfs_changes(fs);
+	sc->run(pbox_io_memfs_io(fs), sc->state);
+	uint64_t total = pbox_io_memfs_changes(fs) - c0;
+	ck_assert_uint_eq(sc->acked(sc->state), want_acked);
+	pbox_io_memfs_destroy(fs);
+	unsigned cuts = 0, crashes = 0, unreached = 0;
+	for (uint64_t n = 1; n <= total; n += stride()) {
+		for (int crash = 0; crash < 2; crash++) {
+			fs = sc->new_fs();
+			pbox_io *io = pbox_io_memfs_io(fs);
+			memset(sc->state, 0, sc->state_size);
+			pbox_io_memfs_arm(fs, n, crash ? PBOX_MEMFS_CRASH : (int)mode_for(n), n);
+			sc->run(io, sc->state);
+			if (!pbox_io_memfs_fired(fs)) {
+				/* the log's background thread prepares segments when it gets to it:
+				 * a run can make a few calls fewer than the dry run counted */
+				unreached++;
+				pbox_io_memfs_destroy(fs);
+				continue;
+			}
+			pbox_io_memfs_restart(fs);
+			if (!crash) {
+				sc->check(io, sc->state, "power cut", n);
+				cuts++;
+			} else {
+				void *h = sc->more_writes(io, sc->state, n);
+				pbox_io_memfs_powercut(fs, mode_for(n), n);
+				sc->after_cut(h);
+				pbox_io_memfs_restart(fs);
+				sc->check(io, sc->state, "crash, reopen, writes, power cut", n);
+				crashes++;
+			}
+			pbox_io_memfs_destroy(fs);
+		}
+	}
+	fprintf(stderr, "%s crash points: %llu calls, %u power cuts, %u crashes, %u not reached\n",
+		sc->name, (unsigned long long)total, cuts, crashes, unreached);
+	ck_assert_uint_gt(cuts, 0);
+	ck_assert_uint_gt(crashes, 0);
+	ck_assert_uint_le(unreached, total / 5 + 2);
 }
 
 /* ---- the WAL ------------------------------------------------------------------------------ */
@@ -158,65 +223,52 @@ static pbox_io_memfs *wal_fs(void)
 	return fs;
 }
 
+static uint64_t wal_acked(const void *st)
+{
+	return ((const wstate *)st)->acked;
+}
+
+static void wal_check_cb(pbox_io *io, const void *st, const char *what, uint64_t n)
+{
+	wal_check(io, st, what, n);
+}
+
+static void wal_run(pbox_io *io, void *st)
+{
+	wal_scenario(io, st);
+}
+
+/* The next program after a crash: reopen (checked), then append into the next segment, but
+ * not so far that the log prepares the one after it (that would sync the directory, closing
+ * the window). Returns the open log. */
+static void *wal_more(pbox_io *io, void *st, uint64_t n)
+{
+	wstate *s = st;
+	uint64_t last = wal_check(io, s, "crash", n);
+	pbox_wal *w;
+	ck_assert_int_eq(wal_open_opts(io, &w), 0);
+	uint64_t k0 = pbox_wal_end_lsn(w) / WSEG;
+	for (uint64_t seq = last + 1; seq <= last + WMORE; seq++) {
+		if (wal_put(w, seq, s))
+			ck_abort_msg("crash at call %llu: append after reopen", (unsigned long long)n);
+		pbox_lsn e = pbox_wal_end_lsn(w);
+		if (e / WSEG > k0 && e % WSEG > 4096)
+			break;
+	}
+	return w;
+}
+
+static void wal_after_cut(void *h)
+{
+	pbox_wal_close(h); /* fails: the machine is off */
+}
+
 START_TEST(test_wal_crashpoints)
 {
-	/* dry run: how many calls the scenario makes */
-	pbox_io_memfs *fs = wal_fs();
 	static wstate s;
-	memset(&s, 0, sizeof(s));
-	uint64_t c0 = pbox_io_memfs_changes(fs);
-	wal_scenario(pbox_io_memfs_io(fs), &s);
-	uint64_t total = pbox_io_memfs_changes(fs) - c0;
-	ck_assert_uint_eq(s.acked, WGROUPS);
-	pbox_io_memfs_destroy(fs);
-	unsigned cuts = 0, crashes = 0, unreached = 0;
-	for (uint64_t n = 1; n <= total; n += stride()) {
-		for (int crash = 0; crash < 2; crash++) {
-			fs = wal_fs();
-			pbox_io *io = pbox_io_memfs_io(fs);
-			memset(&s, 0, sizeof(s));
-			pbox_io_memfs_arm(fs, n, crash ? PBOX_MEMFS_CRASH : (int)mode_for(n), n);
-			wal_scenario(io, &s);
-			if (!pbox_io_memfs_fired(fs)) {
-				/* the log's background thread prepares segments when it gets to it:
-				 * a run can make a few calls fewer than the dry run counted */
-				unreached++;
-				pbox_io_memfs_destroy(fs);
-				continue;
-			}
-			pbox_io_memfs_restart(fs);
-			if (!crash) {
-				wal_check(io, &s, "power cut", n);
-				cuts++;
-			} else {
-				/* the next program: reopen, acknowledge more, then the power goes */
-				uint64_t last = wal_check(io, &s, "crash", n);
-				pbox_wal *w;
-				ck_assert_int_eq(wal_open_opts(io, &w), 0);
-				/* into the next segment, but not so far that the log prepares the
-				 * one after it (that would sync the directory, closing the window) */
-				uint64_t k0 = pbox_wal_end_lsn(w) / WSEG;
-				for (uint64_t seq = last + 1; seq <= last + WMORE; seq++) {
-					if (wal_put(w, seq, &s))
-						ck_abort_msg("crash at call %llu: append after reopen",
-							     (unsigned long long)n);
-					pbox_lsn e = pbox_wal_end_lsn(w);
-					if (e / WSEG > k0 && e % WSEG > 4096)
-						break;
-				}
-				pbox_io_memfs_powercut(fs, mode_for(n), n);
-				pbox_wal_close(w);
-				pbox_io_memfs_restart(fs);
-				wal_check(io, &s, "crash, reopen, writes, power cut", n);
-				crashes++;
-			}
-			pbox_io_memfs_destroy(fs);
-		}
-	}
-	fprintf(stderr, "wal crash points: %llu calls, %u power cuts, %u crashes, %u not reached\n",
-		(unsigned long long)total, cuts, crashes, unreached);
-	ck_assert_uint_gt(cuts, 0);
-	ck_assert_uint_le(unreached, total / 5 + 2);
+	scenario sc = { "wal", &s, sizeof(s), wal_fs, wal_run, wal_acked, wal_check_cb, wal_more,
+			wal_after_cut };
+	sweep(&sc, WGROUPS);
 }
 END_TEST
 
@@ -235,13 +287,8 @@ typedef struct sstate {
 static int store_open_opts(pbox_io *io, pbox_store **st)
 {
 	pbox_store_options o;
-	pbox_store_options_init(&o);
-	o.io = io;
-	o.create = true; /* as a program opens its store: create if there is none */
-	o.budget_bytes = 64 * 4096;
-	o.max_bytes = 1ull << 30;
+	pbox_test_store_options(&o, io); /* created if absent: as a program opens its store */
 	o.wal_segment_size = 64u << 10;
-	o.wal_flush_delay_us = 0;
 	o.checkpoint_log_bytes = 0;
 	const pbox_redo_handler *h;
 	unsigned nh;
@@ -333,64 +380,58 @@ static pbox_io_memfs *store_fs(void)
 	return fs;
 }
 
+static uint64_t store_acked(const void *st)
+{
+	return ((const sstate *)st)->nacked;
+}
+
+static void store_check_cb(pbox_io *io, const void *st, const char *what, uint64_t n)
+{
+	store_check(io, st, what, n);
+}
+
+static void store_run(pbox_io *io, void *st)
+{
+	store_scenario(io, st);
+}
+
+typedef struct store_handle {
+	pbox_store *st;
+	pbox_bt *t;
+} store_handle;
+
+/* The next program after a crash: reopen, acknowledge more (enough log to reuse a segment).
+ * No check before it: a check's close would checkpoint and sync what the window leaves
+ * unsynced. */
+static void *store_more(pbox_io *io, void *state, uint64_t n)
+{
+	sstate *s = state;
+	static store_handle h;
+	int r = store_open_opts(io, &h.st);
+	ck_assert_msg(r == 0, "crash at call %llu: reopen: %s", (unsigned long long)n,
+		      pbox_strerror(r));
+	ck_assert_int_eq(pbox_bt_open_or_create(h.st, "t", &h.t), 0);
+	s->next_id = SKEYS + 1000;
+	for (unsigned i = 0; i < SMORE; i++)
+		if ((r = store_put(h.t, s)))
+			ck_abort_msg("crash at call %llu: put after reopen: %s", (unsigned long long)n,
+				     pbox_strerror(r));
+	return &h;
+}
+
+static void store_after_cut(void *hp)
+{
+	store_handle *h = hp;
+	pbox_bt_close(h->t);
+	pbox_store_close(h->st); /* fails: the machine is off */
+}
+
 START_TEST(test_store_crashpoints)
 {
-	pbox_io_memfs *fs = store_fs();
 	static sstate s;
-	memset(&s, 0, sizeof(s));
-	uint64_t c0 = pbox_io_memfs_changes(fs);
-	store_scenario(pbox_io_memfs_io(fs), &s);
-	uint64_t total = pbox_io_memfs_changes(fs) - c0;
-	ck_assert_uint_eq(s.nacked, SKEYS);
-	pbox_io_memfs_destroy(fs);
-	unsigned cuts = 0, crashes = 0, unreached = 0;
-	for (uint64_t n = 1; n <= total; n += stride()) {
-		for (int crash = 0; crash < 2; crash++) {
-			fs = store_fs();
-			pbox_io *io = pbox_io_memfs_io(fs);
-			memset(&s, 0, sizeof(s));
-			pbox_io_memfs_arm(fs, n, crash ? PBOX_MEMFS_CRASH : (int)mode_for(n), n);
-			store_scenario(io, &s);
-			if (!pbox_io_memfs_fired(fs)) {
-				/* the log's background thread prepares segments when it gets to it:
-				 * a run can make a few calls fewer than the dry run counted */
-				unreached++;
-				pbox_io_memfs_destroy(fs);
-				continue;
-			}
-			pbox_io_memfs_restart(fs);
-			if (!crash) {
-				store_check(io, &s, "power cut", n);
-				cuts++;
-			} else {
-				/* the next program: reopen, acknowledge more (enough log to reuse a
-				 * segment), then the power goes — no check before it: a check's close
-				 * would checkpoint and sync what the window leaves unsynced */
-				pbox_store *st;
-				int r = store_open_opts(io, &st);
-				ck_assert_msg(r == 0, "crash at call %llu: reopen: %s",
-					      (unsigned long long)n, pbox_strerror(r));
-				pbox_bt *t;
-				ck_assert_int_eq(pbox_bt_open_or_create(st, "t", &t), 0);
-				s.next_id = SKEYS + 1000;
-				for (unsigned i = 0; i < SMORE; i++)
-					if ((r = store_put(t, &s)))
-						ck_abort_msg("crash at call %llu: put after reopen: %s",
-							     (unsigned long long)n, pbox_strerror(r));
-				pbox_io_memfs_powercut(fs, mode_for(n), n);
-				pbox_bt_close(t);
-				pbox_store_close(st);
-				pbox_io_memfs_restart(fs);
-				store_check(io, &s, "crash, reopen, writes, power cut", n);
-				crashes++;
-			}
-			pbox_io_memfs_destroy(fs);
-		}
-	}
-	fprintf(stderr, "store crash points: %llu calls, %u power cuts, %u crashes, %u not reached\n",
-		(unsigned long long)total, cuts, crashes, unreached);
-	ck_assert_uint_gt(crashes, 0);
-	ck_assert_uint_le(unreached, total / 5 + 2);
+	scenario sc = { "store", &s, sizeof(s), store_fs, store_run, store_acked, store_check_cb,
+			store_more, store_after_cut };
+	sweep(&sc, SKEYS);
 }
 END_TEST
 
