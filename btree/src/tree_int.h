@@ -50,13 +50,15 @@
 #include <stdint.h>
 #include <string.h>
 
-#define BT_PAGE_TYPE (PBOX_PAGE_TYPE_USER + 2)
-#define OVF_PAGE_TYPE (PBOX_PAGE_TYPE_USER + 3)
+#define BT_PAGE_TYPE PBOX_BT_PAGE_TYPE_NODE
+#define OVF_PAGE_TYPE PBOX_BT_PAGE_TYPE_OVERFLOW
 #define REDO_IMAGE (PBOX_REDO_TYPE_USER + 0x10)
 #define REDO_INSERT (PBOX_REDO_TYPE_USER + 0x11)
 #define REDO_REMOVE (PBOX_REDO_TYPE_USER + 0x12)
 #define REDO_SPLIT_RIGHT (PBOX_REDO_TYPE_USER + 0x13)
 #define REDO_DROP (PBOX_REDO_TYPE_USER + 0x14)
+PBOX_STATIC_ASSERT(REDO_IMAGE >= PBOX_BT_REDO_TYPE_FIRST && REDO_DROP <= PBOX_BT_REDO_TYPE_LAST,
+		   "the btree logs only inside its published range");
 #define MAX_DEPTH 24
 #define OVF_HDR 12u /* at PBOX_PAGE_HDR: u64 next page id (0: last), u32 bytes here */
 #define OVF_REF 16u /* a leaf's overflow payload: u64 first page id, u64 value length */

@@ -294,11 +294,23 @@ int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **o
 	if (o->create && (o->page_size < 4096 || o->page_size > 65536 ||
 			  (o->page_size & (o->page_size - 1))))
 		return PBOX_EINVAL;
-	for (unsigned i = 0; i < o->nredo; i++)
-		if (o->redo[i].type < PBOX_REDO_TYPE_USER || !o->redo[i].fn)
-			return PBOX_EINVAL;
 	if (o->errbuf && o->errbuf_len)
 		o->errbuf[0] = 0;
+	if (o->nredo && !o->redo)
+		return PBOX_EINVAL;
+	for (unsigned i = 0; i < o->nredo; i++) {
+		if (o->redo[i].type < PBOX_REDO_TYPE_USER || !o->redo[i].fn) {
+			explain(o, "redo handler %u: type %u is storage's own or it has no function", i,
+				o->redo[i].type);
+			return PBOX_EINVAL;
+		}
+		for (unsigned j = 0; j < i; j++)
+			if (o->redo[j].type == o->redo[i].type) { /* never let one silently win */
+				explain(o, "redo handlers %u and %u both claim record type %u (0x%x)", j,
+					i, o->redo[i].type, o->redo[i].type);
+				return PBOX_EINVAL;
+			}
+	}
 	pbox_store *st = new_store(o);
 	if (!st)
 		return -ENOMEM;

@@ -115,6 +115,14 @@ START_TEST(test_create_reopen)
 	o.create = false;
 	ck_assert_int_eq(pbox_store_open(DIR_, &o, &st), PBOX_ENOTFOUND);
 	o.create = true;
+	/* two handlers of one record type: refused, never one silently winning */
+	pbox_redo_handler twice[2] = { handlers[0], handlers[0] };
+	o.redo = twice;
+	o.nredo = 2;
+	ck_assert_int_eq(pbox_store_open(DIR_, &o, &st), PBOX_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "both claim record type"));
+	o.redo = handlers;
+	o.nredo = 1;
 	ck_assert_int_eq(pbox_store_open(DIR_, &o, &st), 0);
 	ck_assert_uint_eq(pbox_store_page_size(st), 4096);
 	/* a second open of the same store is refused, naming the lock */

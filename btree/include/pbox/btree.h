@@ -43,6 +43,14 @@ extern "C" {
 typedef struct pbox_bt pbox_bt;
 
 #define PBOX_BT_META_CATALOG 0u /* the store meta slot holding the catalog's root page id */
+
+/* The btree's types, published so that structures built beside it never collide (ranges in
+ * pbox/storage.h): its page types, and the range of redo record types it logs (handlers
+ * from pbox_bt_redo_handlers). */
+#define PBOX_BT_PAGE_TYPE_NODE (PBOX_PAGE_TYPE_USER + 2)     /* inner and leaf nodes */
+#define PBOX_BT_PAGE_TYPE_OVERFLOW (PBOX_PAGE_TYPE_USER + 3) /* long values' chains */
+#define PBOX_BT_REDO_TYPE_FIRST (PBOX_REDO_TYPE_USER + 0x10)
+#define PBOX_BT_REDO_TYPE_LAST (PBOX_REDO_TYPE_USER + 0x1f)
 #define PBOX_BT_NAME_MAX 255u   /* longest tree name */
 
 /* Flags of the changing operations. */

@@ -53,13 +53,19 @@ typedef struct pbox_store pbox_store;
 
 #define PBOX_PAGE_HDR 32u
 
-/* Page types. Data structures use values >= PBOX_PAGE_TYPE_USER. */
+/* Page types (u16, in every page's header). Ranges:
+ *   0 .. 15                          storage's own (below);
+ *   PBOX_PAGE_TYPE_USER .. 31        pagebox's data structures (the btree publishes its
+ *                                    types in pbox/btree.h: 18 and 19);
+ *   PBOX_PAGE_TYPE_APP and above     yours: a structure built on the substrate picks its
+ *                                    types here, and no pagebox structure ever will. */
 enum {
 	PBOX_PAGE_TYPE_ZERO = 0, /* never written */
 	PBOX_PAGE_TYPE_SUPER = 1,
 	PBOX_PAGE_TYPE_META = 2,
 	PBOX_PAGE_TYPE_FREE = 3,
 	PBOX_PAGE_TYPE_USER = 16,
+	PBOX_PAGE_TYPE_APP = 32,
 };
 
 /* ---- redo handlers --------------------------------------------------------------------- */
@@ -70,8 +76,16 @@ enum {
 typedef int (*pbox_redo_fn)(void *page, uint32_t page_size, const void *payload, uint32_t len,
 			    void *arg);
 
-/* Record types below PBOX_REDO_TYPE_USER belong to storage itself. */
+/* Redo record types (u16). Ranges:
+ *   below PBOX_REDO_TYPE_USER            storage's own (full-page images, writes, inits);
+ *   PBOX_REDO_TYPE_USER .. 511           pagebox's data structures (the btree publishes its
+ *                                        range in pbox/btree.h: 0x110 .. 0x11f);
+ *   PBOX_REDO_TYPE_APP and above         yours.
+ * A store is opened with every handler its log may need (all structures' together); open
+ * refuses two handlers of one type (PBOX_EINVAL, explained in errbuf) rather than letting one
+ * silently win. */
 #define PBOX_REDO_TYPE_USER 256u
+#define PBOX_REDO_TYPE_APP 512u
 
 typedef struct pbox_redo_handler {
 	uint16_t type; /* >= PBOX_REDO_TYPE_USER */
