@@ -472,7 +472,7 @@ START_TEST(test_powercut_single_writer)
 		(unsigned long long)base);
 	cr_stats s;
 	memset(&s, 0, sizeof(s));
-	unsigned cycles = CR_CYCLES_1 * pbox_test_scale();
+	unsigned cycles = pbox_test_cycles(CR_CYCLES_1);
 	for (unsigned c = 0; c < cycles; c++)
 		cr_cycle(base + c, 1, &s);
 	cr_report("powercut (1 writer)", &s);
@@ -490,7 +490,7 @@ START_TEST(test_powercut_concurrent)
 		(unsigned long long)base);
 	cr_stats s;
 	memset(&s, 0, sizeof(s));
-	unsigned cycles = CR_CYCLES_N * pbox_test_scale();
+	unsigned cycles = pbox_test_cycles(CR_CYCLES_N);
 	for (unsigned c = 0; c < cycles; c++)
 		cr_cycle(base + c, 2 + c % 2, &s);
 	cr_report("powercut (2-3 writers)", &s);

@@ -12,6 +12,28 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__SANITIZE_THREAD__)
+#define PBOX_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PBOX_TEST_TSAN 1
+#endif
+#endif
+#ifndef PBOX_TEST_TSAN
+#define PBOX_TEST_TSAN 0
+#endif
+
+unsigned pbox_test_cycles(unsigned n)
+{
+	unsigned c = n * pbox_test_scale();
+	if (PBOX_TEST_TSAN && pbox_test_scale() == 1) {
+		c /= 3;
+		if (!c)
+			c = 1;
+	}
+	return c;
+}
+
 uint64_t pbox_test_seed(void)
 {
 	static uint64_t seed;

@@ -29,6 +29,12 @@ uint64_t pbox_test_seed(void);
 /* PBOX_STRESS_SCALE as an integer >= 1. */
 unsigned pbox_test_scale(void);
 
+/* Cycles of a randomised crash or stress loop: n x PBOX_STRESS_SCALE, sampled to a third
+ * (at least 1) under ThreadSanitizer, which slows these single-process loops ten- to
+ * twentyfold while their concurrency is exercised as well by fewer cycles; the release and
+ * ASan builds run them all. Say so when printing the count. */
+unsigned pbox_test_cycles(unsigned n);
+
 /* Small, fast, reproducible PRNG (xorshift64*). Never seed with 0. */
 typedef struct pbox_rng {
 	uint64_t s;

@@ -471,9 +471,10 @@ int main(int argc, char **argv)
 	if (!failed && check_all(c))
 		failed = 1;
 	/* a store that never acknowledged anything would pass every check: require writes (a
-	 * count over the whole run, not a rate: no timing gate) */
-	if (!failed && t.acked < c) {
-		printf("kvstore_torture: only %" PRIu64 " keys acknowledged in %u cycles\n", t.acked, c);
+	 * count over the whole run, not a rate: sanitizer builds on a loaded machine
+	 * acknowledge few, and no timing may gate the run) */
+	if (!failed && t.acked == 0) {
+		printf("kvstore_torture: no key acknowledged in %u cycles: nothing was tested\n", c);
 		failed = 1;
 	}
 	printf("kvstore_torture: %u cycles on %" PRIu64 " stores (%" PRIu64 " stress, %" PRIu64

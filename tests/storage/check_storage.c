@@ -685,7 +685,7 @@ static void store_powercut_cycle(uint64_t seed, unsigned nwriters, bool ckpt_thr
 START_TEST(test_powercut_single_writer)
 {
 	uint64_t base = pbox_test_seed();
-	unsigned cycles = 250 * pbox_test_scale();
+	unsigned cycles = pbox_test_cycles(250);
 	cp_pending = cp_restored = cp_lost = 0;
 	for (unsigned c = 0; c < cycles; c++)
 		store_powercut_cycle(base + c, 1, c % 2 == 0);
@@ -700,7 +700,7 @@ END_TEST
 START_TEST(test_powercut_concurrent)
 {
 	uint64_t base = pbox_test_seed() ^ 0x5eed;
-	unsigned cycles = 150 * pbox_test_scale();
+	unsigned cycles = pbox_test_cycles(150);
 	cp_pending = cp_restored = cp_lost = 0;
 	for (unsigned c = 0; c < cycles; c++)
 		store_powercut_cycle(base + c, 2 + c % 3, true);

@@ -706,7 +706,7 @@ static void powercut_cycle(uint64_t seed, unsigned nw, pbox_wal_sync sync)
 START_TEST(test_powercut_single)
 {
 	uint64_t base = pbox_test_seed();
-	unsigned cycles = 300 * pbox_test_scale();
+	unsigned cycles = pbox_test_cycles(300);
 	pc_acked = pc_lost_unacked = pc_pending_writes = pc_erased_cycles = 0;
 	for (unsigned c = 0; c < cycles; c++)
 		powercut_cycle(base + c, 1, c % 3 == 0 ? PBOX_WAL_SYNC_IO_URING : PBOX_WAL_SYNC_FDATASYNC);
@@ -721,7 +721,7 @@ END_TEST
 START_TEST(test_powercut_concurrent)
 {
 	uint64_t base = pbox_test_seed() ^ 0xabcdef;
-	unsigned cycles = 300 * pbox_test_scale();
+	unsigned cycles = pbox_test_cycles(300);
 	pc_acked = pc_lost_unacked = pc_pending_writes = pc_erased_cycles = 0;
 	for (unsigned c = 0; c < cycles; c++)
 		powercut_cycle(base + c, 2 + c % 3, c % 4 == 0 ? PBOX_WAL_SYNC_IO_URING
