@@ -97,5 +97,3 @@ int pbox__store_write_super(pbox_store *st, pbox_lsn redo_start)
 	atomic_store(&st->redo_start, redo_start);
 	return 0;
 }
-
-/* One superblock candidate of page size ps at page pid: 0 and its fields, or an error. */

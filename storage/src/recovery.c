@@ -213,6 +213,8 @@ int pbox__redo_apply(pbox_store *st, uint16_t type, const unsigned char *payload
 				pbox__page_init(page, ps, pid, ld16(body));
 		} else {
 			r = h->fn(page, ps, body, blen, h->arg);
+			if (r == PBOX_ECORRUPT) /* the handler's verdict, recorded here */
+				r = PBOX_CORRUPT_PID(pid);
 		}
 	}
 	if (!r && apply) {

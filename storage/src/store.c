@@ -146,9 +146,10 @@ static int open_lock(pbox_store *st, const char *dir, const pbox_store_options *
 }
 
 /* Step 2: the data file (data, or data.new when creating) and, for an existing store, its
- * superblock: *creating, *ps and *redo are set. */
+ * superblock: *creating and *redo are set, and the page size (the store's own, or the
+ * option's when creating). */
 static int open_data(pbox_store *st, const char *dir, const pbox_store_options *o,
-		     bool *creating, uint32_t *ps, pbox_lsn *redo)
+		     bool *creating, pbox_lsn *redo)
 {
 	pbox_io *io = st->io;
 	char path[4200];
@@ -177,7 +178,7 @@ static int open_data(pbox_store *st, const char *dir, const pbox_store_options *
 	st->direct = (flags & O_DIRECT) != 0;
 	if (!st->direct && !o->no_direct_io) /* the fallback is noted once, here */
 		explain(o, "note: the file system of %s refuses O_DIRECT; using buffered I/O", path);
-	*ps = o->page_size;
+	uint32_t ps = o->page_size;
 	*redo = 0;
 	int r;
 	if (!*creating) {
@@ -188,7 +189,7 @@ static int open_data(pbox_store *st, const char *dir, const pbox_store_options *
 		if ((r = io->fsync_dir(io, dir)) || (r = io->fdatasync(io, st->data_fd)))
 			return r;
 		uint64_t gen = 0, ckpts = 0;
-		if ((r = pbox__store_read_super(io, st->data_fd, ps, &gen, redo, &ckpts))) {
+		if ((r = pbox__store_read_super(io, st->data_fd, &ps, &gen, redo, &ckpts))) {
 			explain(o, "%s/data: %s", dir,
 				r == PBOX_ECORRUPT ? "no valid superblock (both copies damaged)"
 						   : pbox_strerror(r));
@@ -197,13 +198,13 @@ static int open_data(pbox_store *st, const char *dir, const pbox_store_options *
 		st->sb_gen = gen;
 		st->checkpoints = ckpts;
 	}
-	st->pub.page_size = *ps;
-	st->pub.page_shift = (uint32_t)__builtin_ctz(*ps);
+	st->pub.page_size = ps;
+	st->pub.page_shift = (uint32_t)__builtin_ctz(ps);
 	uint64_t fsize = 0;
 	if ((r = io->fsize(io, st->data_fd, &fsize)))
 		return r;
-	st->file_pages = fsize / *ps;
-	st->max_pages = (o->max_bytes ? o->max_bytes : (1ull << 40)) / *ps;
+	st->file_pages = fsize / ps;
+	st->max_pages = (o->max_bytes ? o->max_bytes : (1ull << 40)) / ps;
 	if (st->max_pages < 64 || st->max_pages > (1ull << 32))
 		return PBOX_EINVAL;
 	if (st->file_pages > st->max_pages)
@@ -316,14 +317,13 @@ int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **o
 		return -ENOMEM;
 	int r = 0;
 	bool creating = false;
-	uint32_t ps = 0;
 	pbox_lsn redo = 0;
 	if (!(st->dir = pbox_strdup(dir)))
 		r = -ENOMEM;
 	if (!r)
 		r = open_lock(st, dir, o); /* 1 */
 	if (!r)
-		r = open_data(st, dir, o, &creating, &ps, &redo); /* 2 */
+		r = open_data(st, dir, o, &creating, &redo); /* 2 */
 	if (!r)
 		r = open_log(st, dir, o, creating, redo); /* 3 */
 	if (!r && creating)

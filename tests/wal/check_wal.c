@@ -866,6 +866,7 @@ START_TEST(test_reopen_at_segment_boundary)
 	/* pbox_wal_prepare refuses an LSN past the end */
 	ck_assert_int_eq(pbox_wal_open("/w", &o, &w), 0);
 	ck_assert_int_eq(pbox_wal_prepare(w, end + 1), PBOX_EINVAL);
+	ck_assert_int_eq(pbox_wal_prepare(w, 4096), PBOX_EINVAL); /* segment 0: recycled */
 	ck_assert_int_eq(pbox_wal_prepare(w, end), 0);
 	ck_assert_int_eq(pbox_wal_close(w), 0);
 	pbox_io_memfs_destroy(fs);
