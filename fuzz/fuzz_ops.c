@@ -14,10 +14,17 @@
  * after a clean reopen everything is there; after a power cut each key holds its state of the
  * last durability point (a durable operation, checkpoint or close that returned 0) or one it
  * took since, and never a value that was never written; pbox_bt_verify passes.
+ * Transactions (op 13): every read inside sees its snapshot plus its own writes (get, and a
+ * full scan in either direction); a single-key change made outside it meanwhile makes its
+ * commit return PBOX_ECONFLICT exactly when it wrote that key, and is invisible to it; an
+ * aborted or conflicting one changes nothing; after a power cut or crash that directly
+ * follows a commit, it is there whole or not at all. Op 14 holds a read-only snapshot
+ * across later operations and checks, when it ends, that it still sees its state.
  */
 #include "fuzz_util.h"
 
 #include <pbox/btree.h>
+#include <pbox/txn.h>
 #include <pbox/status.h>
 #include <pbox/storage.h>
 
@@ -193,6 +200,69 @@ static int scan_fn(const void *key, size_t klen, const void *val, size_t vlen, v
 	return 0;
 }
 
+/* Compare a transaction's full scan with the states it must see. */
+typedef struct view_ck {
+	const uint32_t *want;
+	unsigned i, n; /* position in the wanted sequence (order[] filtered), its length */
+	unsigned seq[NK];
+	int bad;
+} view_ck;
+
+static int view_fn(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+	view_ck *c = arg;
+	if (c->i >= c->n) {
+		c->bad = 1;
+		return 1;
+	}
+	unsigned k = c->seq[c->i++];
+	if (kcmp(key, klen, keys[k], klens[k]) != 0 || vlen != vlen_of(c->want[k])) {
+		c->bad = 2;
+		return 1;
+	}
+	if (vlen) {
+		val_make(k, c->want[k], vbuf);
+		if (memcmp(vbuf, val, vlen))
+			c->bad = 3;
+	}
+	return 0;
+}
+
+static int view_scan(pbox_txn *t, pbox_bt *bt, const uint32_t *want, bool rev)
+{
+	view_ck c = { .want = want };
+	for (unsigned i = 0; i < NK; i++) {
+		unsigned k = order[rev ? NK - 1 - i : i];
+		if (want[k] != ABSENT)
+			c.seq[c.n++] = k;
+	}
+	int rc = pbox_txn_scan(t, bt, NULL, 0, NULL, 0, rev ? PBOX_BT_SCAN_REVERSE : 0, view_fn, &c);
+	if (rc)
+		return rc;
+	return c.bad ? 1000 + c.bad : c.i == c.n ? 0 : 999;
+}
+
+/* The state of k in a transaction's view (get), checked like read_state. */
+static uint32_t txn_state(pbox_txn *t, pbox_bt *bt, unsigned k)
+{
+	size_t vl = 0;
+	int rc = pbox_txn_get(t, bt, keys[k], klens[k], vbuf, sizeof(vbuf), &vl);
+	if (rc == PBOX_ENOTFOUND)
+		return ABSENT;
+	FZ_CHECK(rc == 0 && vl >= 8, "txn get of key %u: %s", k, pbox_status_name(rc));
+	uint32_t s = fz_get32(vbuf + 4);
+	FZ_CHECK(fz_get32(vbuf) == k && vlen_of(s) == vl, "txn get key %u: never written", k);
+	return s;
+}
+
+/* The last committed transaction, for the all-or-nothing check after a crash. */
+typedef struct last_txn {
+	bool valid;
+	unsigned n;
+	unsigned k[NK];
+	uint32_t st[NK];
+} last_txn;
+
 static uint32_t new_state(state *s, unsigned lsel)
 {
 	size_t len = (lsel & 7) == 7 ? 3000 + (lsel >> 3) * 180 : 8 + (lsel >> 3) * 6;
@@ -235,12 +305,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	st_durable(&s); /* the tree's creation is durable */
 	pbox_bt_batch *batch = NULL;
 	FZ_CHECK(pbox_bt_batch_create(&batch) == 0, "batch");
+	pbox_txn *held = NULL;  /* op 14's snapshot */
+	static uint32_t held_state[NK];
+	static last_txn lt;
+	memset(&lt, 0, sizeof(lt));
 
 	unsigned op, a, b;
 	unsigned steps = 0;
 	while (take(&in, &op) && steps++ < 400) {
 		unsigned flags = (op & 0x80) ? PBOX_BT_DURABLE : 0;
 		int rc;
+		if ((op & 15) <= 3 || (op & 15) == 7 || (op & 15) == 13)
+			lt.valid = false; /* a later write: the check is about the last one only */
+		if (held && ((op & 15) == 9 || (op & 15) == 10 || (op & 15) == 12)) {
+			pbox_txn_abort(held); /* the store closes: snapshots end first */
+			held = NULL;
+		}
 		switch (op & 15) {
 		case 0: /* insert */
 		case 1: /* upsert */
@@ -411,7 +491,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				}
 			}
 			rc = pbox_bt_batch_commit(batch, flags);
-			FZ_CHECK(rc == 0 || rc == PBOX_ELIMIT, "batch commit: %s", pbox_status_name(rc));
+			FZ_CHECK(rc == 0, "batch commit: %s", pbox_status_name(rc));
 			if (rc == 0) {
 				bool changed = false;
 				for (unsigned k = 0; k < NK; k++)
@@ -459,6 +539,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					 (op & 15) == 12 ? "crash" : "power cut", k, got, s.dur[k]);
 				s.cur[k] = got;
 			}
+			if (lt.valid) { /* the last commit: whole or not at all */
+				unsigned hit = 0;
+				for (unsigned i = 0; i < lt.n; i++)
+					hit += s.cur[lt.k[i]] == lt.st[i];
+				FZ_CHECK(hit == 0 || hit == lt.n,
+					 "a transaction of %u keys is partly there (%u) after the %s",
+					 lt.n, hit, (op & 15) == 12 ? "crash" : "power cut");
+				lt.valid = false;
+			}
 			st_durable(&s);
 			pbox_bt_verify_info vi;
 			rc = pbox_bt_verify(e.bt, &vi);
@@ -475,11 +564,103 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				 pbox_status_name(rc), (unsigned long long)vi.keys, n);
 			break;
 		}
+		case 13: { /* a transaction: reads, writes, maybe a conflicting outside change */
+			if (!take(&in, &a) || !take(&in, &b))
+				goto end;
+			unsigned n = a % 9;
+			pbox_txn *t;
+			rc = pbox_txn_begin(e.st, 0, &t);
+			FZ_CHECK(rc == 0, "txn begin: %s", pbox_status_name(rc));
+			uint32_t view[NK], snap[NK];
+			memcpy(view, s.cur, sizeof(view));
+			memcpy(snap, s.cur, sizeof(snap));
+			bool wrote[NK] = { false };
+			for (unsigned i = 0; i < n; i++) {
+				unsigned kb, lb;
+				if (!take(&in, &kb) || !take(&in, &lb)) {
+					pbox_txn_abort(t);
+					goto end;
+				}
+				unsigned k = kb % NK;
+				FZ_CHECK(txn_state(t, e.bt, k) == view[k], "txn view of key %u", k);
+				if (kb & 0x80) {
+					rc = pbox_txn_del(t, e.bt, keys[k], klens[k]);
+					FZ_CHECK(rc == (view[k] ? 0 : PBOX_ENOTFOUND), "txn del: %s",
+						 pbox_status_name(rc));
+					if (!rc) {
+						view[k] = ABSENT;
+						wrote[k] = true;
+					}
+				} else {
+					uint32_t ns = new_state(&s, lb);
+					val_make(k, ns, vbuf);
+					rc = pbox_txn_put(t, e.bt, keys[k], klens[k], vbuf, vlen_of(ns));
+					FZ_CHECK(rc == 0, "txn put: %s", pbox_status_name(rc));
+					view[k] = ns;
+					wrote[k] = true;
+				}
+			}
+			int vr = view_scan(t, e.bt, view, b & 1);
+			FZ_CHECK(vr == 0, "txn scan (%s): %d", b & 1 ? "reverse" : "forward", vr);
+			int want = 0;
+			if (b & 0x40) { /* a single-key change outside, after the transaction began */
+				unsigned k = (b >> 1) % NK;
+				uint32_t ns = new_state(&s, b);
+				val_make(k, ns, vbuf);
+				rc = pbox_bt_upsert(e.bt, keys[k], klens[k], vbuf, vlen_of(ns), 0);
+				FZ_CHECK(rc == 0, "upsert beside a txn: %s", pbox_status_name(rc));
+				st_set(&s, k, ns);
+				FZ_CHECK(txn_state(t, e.bt, k) == view[k], "the txn saw a later change");
+				want = wrote[k] ? PBOX_ECONFLICT : 0;
+			}
+			if (b & 0x80) {
+				pbox_txn_abort(t);
+				break;
+			}
+			rc = pbox_txn_commit(t, flags);
+			FZ_CHECK(rc == want, "txn commit: %s, want %s", pbox_status_name(rc),
+				 pbox_status_name(want));
+			if (rc)
+				break;
+			bool changed = false;
+			lt.n = 0;
+			for (unsigned k = 0; k < NK; k++)
+				if (wrote[k]) {
+					st_set(&s, k, view[k]);
+					changed = true;
+					if (view[k] != ABSENT) {
+						lt.k[lt.n] = k;
+						lt.st[lt.n++] = view[k];
+					}
+				}
+			lt.valid = lt.n > 0;
+			if (flags && changed)
+				st_durable(&s);
+			(void)snap;
+			break;
+		}
+		case 14: /* hold a snapshot, or check and end the one held */
+			if (!held) {
+				rc = pbox_txn_begin(e.st, PBOX_TXN_READONLY, &held);
+				FZ_CHECK(rc == 0, "snapshot begin: %s", pbox_status_name(rc));
+				memcpy(held_state, s.cur, sizeof(held_state));
+			} else {
+				for (unsigned k = 0; k < NK; k++)
+					FZ_CHECK(txn_state(held, e.bt, k) == held_state[k],
+						 "the held snapshot changed at key %u", k);
+				int vr = view_scan(held, e.bt, held_state, op & 0x40);
+				FZ_CHECK(vr == 0, "held snapshot scan: %d", vr);
+				pbox_txn_abort(held);
+				held = NULL;
+			}
+			break;
 		default:
 			break;
 		}
 	}
 end:
+	if (held)
+		pbox_txn_abort(held);
 	pbox_bt_batch_destroy(batch);
 	check_all(&e, &s);
 	env_close(&e);

@@ -230,6 +230,20 @@ static void ops_seeds(void)
 	b[n++] = 0; /* DROP_ALL */
 	b[n++] = 0x0b;
 	out("ops", "crash-reopen-write-cut", b, n, NULL, 0);
+	/* transactions: a held snapshot, commits (one durable, one with a conflicting
+	 * outside change, one aborted), the snapshot checked, a commit cut by a power cut */
+	static const uint8_t t[] = {
+		0x01, 1, 3, 0x01, 2, 4, 0x01, 5, 0x0f, 0x0e,
+		0x0d, 4, 0x00, 1, 9, 0x82, 0, 5, 7, 3, 0x17,
+		0x8d, 3, 0x01, 6, 2, 7, 3, 8, 4,
+		0x0d, 2, 0x44 | (6 << 1), 6, 5, 9, 9,
+		0x0d, 2, 0x80, 10, 1, 11, 2,
+		0x0e, 0x03, 1, 0x0e,
+		0x0d, 5, 0x01, 12, 7, 13, 0x0f, 14, 1, 0x81, 0, 15, 2,
+		0x0a, 2, 0x0b,
+		0x0d, 3, 0x00, 20, 1, 21, 2, 22, 3, 0x0c, 0, 0x0b,
+	};
+	out("ops", "txn-mixed", t, sizeof(t), NULL, 0);
 }
 
 int main(int argc, char **argv)

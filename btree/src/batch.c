@@ -1,23 +1,16 @@
 /*
- * batch.c — atomic write batches over several trees of one store (ARCHITECTURE §7).
+ * batch.c — atomic write batches over several trees of one store, on transactions
+ * (txn.c): a batch records its operations, and commit applies them as one transaction —
+ * crash-atomic, visible to snapshots all at once, with no size limit but memory and the
+ * log. A batch does not read, so a conflict with a concurrent transaction only means
+ * another writer got to a key first: commit retries (each retry a fresh transaction), and
+ * the batch's operations win, as if applied after the other's.
  *
- * 1. Sort the operations by (tree, key); a repeated key keeps its last operation. Long values
- *    go to overflow chains first.
- * 2. Find each operation's leaf with optimistic descents; if a leaf lacks room for all the
- *    entries that go to it, split it (a structure mtr of its own: splits change no logical
- *    content) and start over.
- * 3. One mtr upgrades every target leaf from the version it was read at, in (tree, key) order
- *    — an upgrade never waits, so a conflict releases everything and starts over (no deadlock
- *    with other batches, structure passes or merges) — applies every operation, and commits
- *    one WAL group: all or nothing after a crash.
- * 4. Chains of replaced or deleted long values are freed afterwards.
- *
- * Latching: step 3 holds up to PBOX_BT_BATCH_MAX_LEAVES leaves exclusively, all taken by
- * upgrades that fail instead of waiting. A failed upgrade because someone holds the latch
- * (a checkpoint writing the page back, a scan) waits for that latch holding nothing, then
- * starts over, so the batch neither deadlocks nor spins.
+ * Threads: a batch is used by one thread at a time.
  */
 #include "tree_int.h"
+
+#include <pbox/txn.h>
 
 #include <pbox/alloc.h>
 
@@ -29,15 +22,10 @@
 
 typedef struct bop {
 	pbox_bt *bt;
-	unsigned char *key, *val; /* one allocation: key then value (or reference) */
+	unsigned char *key, *val; /* one allocation: key then value */
 	uint32_t klen, vlen;
-	unsigned vflags;          /* PBOX_BT_SLOT_OVERFLOW: val is a chain reference */
 	bool del;
 	uint64_t seq;
-	pbox_pid chain;           /* chain written for this op (freed if the batch fails) */
-	uint64_t chain_len;
-	pbox_pid leaf;            /* step 2 */
-	uint64_t version;
 } bop;
 
 struct pbox_bt_batch {
@@ -128,29 +116,7 @@ int pbox_bt_batch_del(pbox_bt_batch *b, pbox_bt *bt, const void *key, size_t kle
 	return batch_add(b, bt, key, klen, NULL, 0, true);
 }
 
-static int bop_cmp(const void *x, const void *y)
-{
-	const bop *a = x, *b = y;
-	if (a->bt->root != b->bt->root)
-		return a->bt->root < b->bt->root ? -1 : 1;
-	int c = pbox__bt_cmp_keys(a->key, a->klen, b->key, b->klen);
-	if (c)
-		return c;
-	return a->seq < b->seq ? -1 : a->seq > b->seq;
-}
-
-/* Wait until nobody holds pid's latch, holding no other latch (so no deadlock is
- * possible): fix it exclusively in an mtr of its own and let it go. Only a wait: the
- * leaf may have been freed meanwhile, so a failure here is not the batch's error (the
- * next descent reports a real one). */
-static void wait_leaf(pbox_store *st, pbox_pid pid)
-{
-	pbox_mtr *m;
-	if (pbox_mtr_begin(st, &m))
-		return;
-	(void)pbox_mtr_fix(m, pid, NULL);
-	pbox_mtr_abort(m, false);
-}
+#define MAX_RETRIES 10000u
 
 int pbox_bt_batch_commit(pbox_bt_batch *b, unsigned flags)
 {
@@ -159,177 +125,32 @@ int pbox_bt_batch_commit(pbox_bt_batch *b, unsigned flags)
 	if (!b->n)
 		return 0;
 	int r = 0;
-	/* 1: sort, keep the last operation of a repeated key (and of the same tree) */
-	qsort(b->ops, b->n, sizeof(bop), bop_cmp);
-	size_t w = 0;
-	for (size_t i = 0; i < b->n; i++) {
-		if (w && b->ops[w - 1].bt->root == b->ops[i].bt->root &&
-		    !pbox__bt_cmp_keys(b->ops[w - 1].key, b->ops[w - 1].klen, b->ops[i].key,
-				       b->ops[i].klen)) {
-			pbox_free(b->ops[w - 1].key);
-			b->ops[w - 1] = b->ops[i];
-		} else {
-			b->ops[w++] = b->ops[i];
-		}
-	}
-	b->n = w;
-	uint64_t bytes = 0;
-	for (size_t i = 0; i < b->n && !r; i++) {
-		bop *o = &b->ops[i];
-		if (!o->del && o->vlen > pbox__bt_inline_max(o->bt, o->klen)) {
-			if ((r = pbox__bt_ovf_write(o->bt, o->val, o->vlen, &o->chain)))
-				break;
-			o->chain_len = o->vlen;
-			uint64_t n = o->vlen;
-			memcpy(o->val, &o->chain, 8); /* vlen > OVF_REF: the buffer has room */
-			memcpy(o->val + 8, &n, 8);
-			o->vlen = OVF_REF;
-			o->vflags = PBOX_BT_SLOT_OVERFLOW;
-		}
-		bytes += 32 + o->klen + o->vlen;
-	}
-	if (!r && bytes > PBOX_BT_BATCH_MAX_BYTES)
-		r = PBOX_ELIMIT;
-	uint32_t ps = b->n ? b->ops[0].bt->ps : 0;
-	void *buf = r ? NULL : pbox_aligned_alloc(64, ps);
-	if (!r && !buf)
-		r = -ENOMEM;
-	pbox_pid *old_chain = r ? NULL : pbox_calloc(b->n, sizeof(pbox_pid));
-	uint64_t *old_len = r ? NULL : pbox_calloc(b->n, sizeof(uint64_t));
-	if (!r && (!old_chain || !old_len))
-		r = -ENOMEM;
-	for (unsigned attempt = 0; !r; attempt++) {
-		if (attempt > 10000) {
-			r = PBOX_EBUSY; /* the leaves never held still */
+	for (unsigned tries = 0;; tries++) {
+		pbox_txn *t;
+		if ((r = pbox_txn_begin(b->st, 0, &t)))
 			break;
-		}
-		/* 2: leaves, room */
-		bool again = false;
-		unsigned nleaves = 0;
-		for (size_t i = 0; i < b->n && !r && !again;) {
-			bop *o = &b->ops[i];
-			if ((r = pbox__bt_descend_retry(o->bt, o->key, o->klen, buf, &o->leaf,
-							&o->version)))
-				break;
-			if (++nleaves > PBOX_BT_BATCH_MAX_LEAVES) {
-				r = PBOX_ELIMIT;
-				break;
-			}
-			/* the operations that go to this leaf: consecutive ones in its range */
-			uint32_t need = 0;
-			size_t j = i;
-			for (; j < b->n && b->ops[j].bt->root == o->bt->root; j++) {
-				bool in;
-				if ((r = pbox__bt_key_in_range(buf, ps, b->ops[j].key,
-							       b->ops[j].klen, &in)))
-					break;
-				if (!in)
-					break;
-				b->ops[j].leaf = o->leaf;
-				b->ops[j].version = o->version;
-				if (!b->ops[j].del)
-					need += pbox__bt_node_entry_space(buf, b->ops[j].klen,
-									  b->ops[j].vlen);
-			}
-			if (r)
-				break;
-			if (pbox__bt_node_free_bytes(buf, ps) < need) {
-				/* make room: one structure pass, then look again. A split frees at
-				 * least half a node for the range; more than that for one leaf's
-				 * range is beyond what a batch can do (PBOX_ELIMIT). */
-				uint32_t cap = ps - PBOX_PAGE_HDR - PBOX_BT_NODE_HDR - 2 * PBOX_BT_KEY_MAX(ps);
-				if (need > cap / 2) {
-					r = PBOX_ELIMIT;
-					break;
-				}
-				if ((r = pbox__bt_split_pass(o->bt, o->key, o->klen, need)))
-					break;
-				again = true;
-				break;
-			}
-			i = j;
-		}
-		if (r)
-			break;
-		if (again)
-			continue;
-		/* 3: upgrade every leaf, apply, one group */
-		pbox_mtr *m;
-		if ((r = pbox_mtr_begin(b->st, &m)))
-			break;
-		pbox_pid contended = PBOX_PID_NONE;
-		for (size_t i = 0; i < b->n && !r; i++) {
-			void *page;
-			r = pbox_mtr_fix_upgrade(m, b->ops[i].leaf, b->ops[i].version, &page);
-			if (r == PBOX_ERESTART) {
-				contended = b->ops[i].leaf;
-				r = 0;
-				break;
-			}
-		}
-		if (r || contended != PBOX_PID_NONE) {
-			pbox_mtr_abort(m, false);
-			if (r)
-				break;
-			/* The upgrade fails on a changed version or on a latch held right now
-			 * (a checkpoint holds pages shared across its write-back, for tens of
-			 * ms). Retrying at once would spin through the attempts while the
-			 * holder works; holding nothing, wait for the holder instead (an
-			 * exclusive fix waits out shared holders too), then start over. */
-			wait_leaf(b->st, contended);
-			continue;
-		}
-		bool changed = false;
 		for (size_t i = 0; i < b->n && !r; i++) {
 			bop *o = &b->ops[i];
-			void *page = pbox_page_addr(b->st, o->leaf);
-			uint32_t pos;
-			bool exact;
-			const uint8_t *p;
-			uint32_t plen;
-			unsigned fl;
-			if ((r = pbox__bt_node_lower_bound(page, ps, o->key, o->klen, &pos, &exact)))
-				break;
-			old_chain[i] = 0;
-			if (exact && (r = pbox__bt_node_payload(page, ps, pos, &p, &plen, &fl)))
-				break;
-			if (exact && (fl & PBOX_BT_SLOT_OVERFLOW) &&
-			    (r = pbox__bt_parse_ref(p, plen, &old_chain[i], &old_len[i])))
-				break;
-			if (o->del) {
-				if (!exact)
-					continue;
-				changed = true;
-				if ((r = pbox__bt_node_remove(page, ps, pos)) ||
-				    (r = pbox__bt_log_remove(m, o->leaf, o->key, o->klen)))
-					break;
-			} else {
-				unsigned f = (exact ? PBOX_BT_INSERT_REPLACE : 0) | o->vflags;
-				changed = true;
-				if ((r = pbox__bt_node_insert(page, ps, o->key, o->klen, o->val, o->vlen,
-							      f)) ||
-				    (r = pbox__bt_log_insert(m, o->leaf, o->key, o->klen, o->val,
-							     o->vlen, f)))
-					break;
-			}
+			r = o->del ? pbox_txn_del(t, o->bt, o->key, o->klen)
+				   : pbox_txn_put(t, o->bt, o->key, o->klen, o->val, o->vlen);
+			if (r == PBOX_ENOTFOUND && o->del)
+				r = 0; /* deleting an absent key is not an error in a batch */
 		}
 		if (r) {
-			pbox_mtr_abort(m, changed); /* a partial batch in memory poisons the store */
+			pbox_txn_abort(t);
+		} else if (pbox_txn_count(t) == 0) { /* only deletes of absent keys */
+			r = pbox_txn_commit(t, flags);
+			break;
+		} else {
+			r = pbox_txn_commit(t, flags);
+		}
+		if (r != PBOX_ECONFLICT)
+			break;
+		if (tries >= MAX_RETRIES) {
+			r = PBOX_EBUSY;
 			break;
 		}
-		r = pbox_mtr_commit(m, flags & PBOX_BT_DURABLE, NULL);
-		break;
 	}
-	/* 4 */
-	for (size_t i = 0; i < b->n; i++) {
-		if (r && b->ops[i].chain)
-			(void)pbox__bt_ovf_free(b->ops[i].bt, b->ops[i].chain, b->ops[i].chain_len);
-		if (!r && old_chain && old_chain[i])
-			(void)pbox__bt_ovf_free(b->ops[i].bt, old_chain[i], old_len[i]);
-	}
-	pbox_free(old_chain);
-	pbox_free(old_len);
-	pbox_free(buf);
 	batch_clear(b);
 	return r;
 }

@@ -32,7 +32,13 @@ struct pbox_bt_cursor {
 	unsigned char *tmp; /* a search key */
 	unsigned char *heap; /* the current value when it lives on overflow pages */
 	size_t heap_cap;
+	struct txn_cur *tc;  /* a transaction's cursor: every call goes to txn_read.c */
 };
+
+void pbox__bt_cursor_set_txn(pbox_bt_cursor *c, struct txn_cur *tc)
+{
+	c->tc = tc;
+}
 
 int pbox_bt_cursor_open(pbox_bt *bt, pbox_bt_cursor **out)
 {
@@ -59,6 +65,8 @@ void pbox_bt_cursor_close(pbox_bt_cursor *c)
 {
 	if (!c)
 		return;
+	if (c->tc)
+		pbox__txn_cursor_close(c->tc);
 	pbox_free(c->leaf);
 	pbox_free(c->key);
 	pbox_free(c->heap);
@@ -197,6 +205,8 @@ int pbox_bt_cursor_seek(pbox_bt_cursor *c, const void *key, size_t klen)
 	int r = check_cursor_key(c, key, klen);
 	if (r)
 		return r;
+	if (c->tc)
+		return pbox__txn_cursor_move(c->tc, CUR_SEEK, key, klen);
 	c->positioned = false;
 	return seek_ge(c, key, (uint32_t)klen, false);
 }
@@ -206,6 +216,8 @@ int pbox_bt_cursor_seek_prev(pbox_bt_cursor *c, const void *key, size_t klen)
 	int r = check_cursor_key(c, key, klen);
 	if (r)
 		return r;
+	if (c->tc)
+		return pbox__txn_cursor_move(c->tc, CUR_SEEK_PREV, key, klen);
 	c->positioned = false;
 	return seek_le(c, key, (uint32_t)klen, false, false);
 }
@@ -214,6 +226,8 @@ int pbox_bt_cursor_first(pbox_bt_cursor *c)
 {
 	if (!c)
 		return PBOX_EINVAL;
+	if (c->tc)
+		return pbox__txn_cursor_move(c->tc, CUR_FIRST, NULL, 0);
 	c->positioned = false;
 	return seek_ge(c, "", 0, false);
 }
@@ -222,6 +236,8 @@ int pbox_bt_cursor_last(pbox_bt_cursor *c)
 {
 	if (!c)
 		return PBOX_EINVAL;
+	if (c->tc)
+		return pbox__txn_cursor_move(c->tc, CUR_LAST, NULL, 0);
 	c->positioned = false;
 	return seek_le(c, "", 0, false, true);
 }
@@ -243,6 +259,8 @@ static int stay(pbox_bt_cursor *c, int r)
 
 int pbox_bt_cursor_next(pbox_bt_cursor *c)
 {
+	if (c && c->tc)
+		return pbox__txn_cursor_move(c->tc, CUR_NEXT, NULL, 0);
 	if (!c || !c->positioned)
 		return PBOX_EINVAL;
 	if (fresh(c) && c->pos + 1 < pbox__bt_node_count(c->leaf))
@@ -254,6 +272,8 @@ int pbox_bt_cursor_next(pbox_bt_cursor *c)
 
 int pbox_bt_cursor_prev(pbox_bt_cursor *c)
 {
+	if (c && c->tc)
+		return pbox__txn_cursor_move(c->tc, CUR_PREV, NULL, 0);
 	if (!c || !c->positioned)
 		return PBOX_EINVAL;
 	if (fresh(c) && c->pos > 0)
@@ -264,6 +284,8 @@ int pbox_bt_cursor_prev(pbox_bt_cursor *c)
 
 int pbox_bt_cursor_key(pbox_bt_cursor *c, const void **key, size_t *klen)
 {
+	if (c && c->tc && key && klen)
+		return pbox__txn_cursor_key(c->tc, key, klen);
 	if (!c || !c->positioned || !key || !klen)
 		return PBOX_EINVAL;
 	*key = c->key;
@@ -291,6 +313,8 @@ static int refind(pbox_bt_cursor *c)
 
 int pbox_bt_cursor_value(pbox_bt_cursor *c, const void **val, size_t *vlen)
 {
+	if (c && c->tc && val && vlen)
+		return pbox__txn_cursor_value(c->tc, val, vlen);
 	if (!c || !c->positioned || !val || !vlen)
 		return PBOX_EINVAL;
 	for (unsigned tries = 0;; tries++) {

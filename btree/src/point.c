@@ -180,10 +180,9 @@ int pbox_bt_lookup(pbox_bt *bt, const void *key, size_t klen, void *buf, size_t 
 
 /* ---- point changes (R2) ---------------------------------------------------------------- */
 
-enum { OP_INSERT, OP_UPSERT, OP_UPDATE, OP_REMOVE };
 
-static int change(pbox_bt *bt, int op, const void *key, size_t klen, const void *val,
-		  size_t vlen, unsigned flags)
+int pbox__bt_change(pbox_bt *bt, int op, const void *key, size_t klen, const void *val,
+		    size_t vlen, unsigned flags)
 {
 	int r = pbox__bt_check_kv(bt, key, klen, val, vlen);
 	if (r)
@@ -285,25 +284,27 @@ static int change(pbox_bt *bt, int op, const void *key, size_t klen, const void 
 	return r;
 }
 
+/* The public changes go through txn_single.c: outside transactions they behave as
+ * one-operation transactions (a plain pbox__bt_change when no transaction is open). */
 int pbox_bt_insert(pbox_bt *bt, const void *key, size_t klen, const void *val, size_t vlen,
 		   unsigned flags)
 {
-	return change(bt, OP_INSERT, key, klen, val, vlen, flags);
+	return pbox__txn_single(bt, OP_INSERT, key, klen, val, vlen, flags);
 }
 
 int pbox_bt_upsert(pbox_bt *bt, const void *key, size_t klen, const void *val, size_t vlen,
 		   unsigned flags)
 {
-	return change(bt, OP_UPSERT, key, klen, val, vlen, flags);
+	return pbox__txn_single(bt, OP_UPSERT, key, klen, val, vlen, flags);
 }
 
 int pbox_bt_update(pbox_bt *bt, const void *key, size_t klen, const void *val, size_t vlen,
 		   unsigned flags)
 {
-	return change(bt, OP_UPDATE, key, klen, val, vlen, flags);
+	return pbox__txn_single(bt, OP_UPDATE, key, klen, val, vlen, flags);
 }
 
 int pbox_bt_remove(pbox_bt *bt, const void *key, size_t klen, unsigned flags)
 {
-	return change(bt, OP_REMOVE, key, klen, NULL, 0, flags);
+	return pbox__txn_single(bt, OP_REMOVE, key, klen, NULL, 0, flags);
 }

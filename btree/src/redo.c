@@ -12,7 +12,7 @@
  * Latching: none here. Recovery replays single-threaded; the logging helpers run inside an
  * mtr that already holds the page exclusively.
  */
-#include "tree_int.h"
+#include "txn_int.h"
 
 #include <pbox/alloc.h>
 
@@ -91,11 +91,18 @@ static int redo_drop(void *page, uint32_t ps, const void *p, uint32_t len, void 
 }
 
 static const pbox_redo_handler handlers[] = {
-	{ REDO_DROP, redo_drop, NULL },
-	{ REDO_IMAGE, redo_image, NULL },
-	{ REDO_INSERT, redo_insert, NULL },
-	{ REDO_REMOVE, redo_remove, NULL },
-	{ REDO_SPLIT_RIGHT, redo_split_right, NULL },
+	{ .type = REDO_DROP, .fn = redo_drop },
+	{ .type = REDO_IMAGE, .fn = redo_image },
+	{ .type = REDO_INSERT, .fn = redo_insert },
+	{ .type = REDO_REMOVE, .fn = redo_remove },
+	{ .type = REDO_SPLIT_RIGHT, .fn = redo_split_right },
+	/* transactions' logical records (txn_log.c) */
+	{ .type = REDO_TXN_OPS, .logical = pbox__txn_rec_logical,
+	  .arg = (void *)(uintptr_t)REDO_TXN_OPS, .recovered = pbox__txn_rec_done },
+	{ .type = REDO_TXN_COMMIT, .logical = pbox__txn_rec_logical,
+	  .arg = (void *)(uintptr_t)REDO_TXN_COMMIT },
+	{ .type = REDO_TXN_END, .logical = pbox__txn_rec_logical,
+	  .arg = (void *)(uintptr_t)REDO_TXN_END },
 };
 
 void pbox_bt_redo_handlers(const pbox_redo_handler **h, unsigned *n)

@@ -169,6 +169,28 @@ int pbox__bt_next_leaf(pbox_bt *bt, leaf_parent *lp, void *buf, pbox_pid *leaf,
 int pbox__bt_latch_path(pbox_bt *bt, pbox_mtr *m, const void *key, uint32_t klen,
 			unsigned max, bpath *p);
 
+/* ---- point.c: changes --------------------------------------------------------------------- */
+
+enum { OP_INSERT, OP_UPSERT, OP_UPDATE, OP_REMOVE };
+/* One point change (R2) with no transaction bookkeeping: what the public changes do when
+ * no transaction is open, and what commits install with. */
+int pbox__bt_change(pbox_bt *bt, int op, const void *key, size_t klen, const void *val,
+		    size_t vlen, unsigned flags);
+/* The public changes (txn_single.c): a one-operation transaction while transactions are
+ * open, otherwise pbox__bt_change. */
+int pbox__txn_single(pbox_bt *bt, int op, const void *key, size_t klen, const void *val,
+		     size_t vlen, unsigned flags);
+
+/* ---- cursors of transactions (txn_read.c): cursor.c delegates to these when set --------- */
+
+struct txn_cur;
+void pbox__bt_cursor_set_txn(pbox_bt_cursor *c, struct txn_cur *tc);
+enum { CUR_SEEK, CUR_SEEK_PREV, CUR_FIRST, CUR_LAST, CUR_NEXT, CUR_PREV };
+int pbox__txn_cursor_move(struct txn_cur *tc, int how, const void *key, size_t klen);
+int pbox__txn_cursor_key(struct txn_cur *tc, const void **key, size_t *klen);
+int pbox__txn_cursor_value(struct txn_cur *tc, const void **val, size_t *vlen);
+void pbox__txn_cursor_close(struct txn_cur *tc);
+
 /* ---- catalog.c ---------------------------------------------------------------------------- */
 
 /* The catalog tree of st (a handle on the stack), created first when create is set;

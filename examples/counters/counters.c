@@ -58,7 +58,7 @@ static int redo_add(void *page, uint32_t ps, const void *payload, uint32_t len, 
 	return 0;
 }
 
-static const pbox_redo_handler counters_redo[] = { { COUNTERS_REDO_ADD, redo_add, NULL } };
+static const pbox_redo_handler counters_redo[] = { { .type = COUNTERS_REDO_ADD, .fn = redo_add } };
 
 /* The counters page: found in the meta slot, or allocated (and the slot set) in one mtr. */
 static int counters_page(pbox_store *st, pbox_pid *out)

@@ -8,8 +8,9 @@
  *      set, holding each page's latch shared across its write (no older image can land after
  *      a newer one) and waiting for the WAL first (the WAL rule);
  *   3. fdatasync the data file; make the WAL segment holding C exist, durably; write the next
- *      superblock with redo start C (fdatasynced);
- *   4. recycle the WAL below C.
+ *      superblock with redo start C and logical start L = min(C, the extensions' log floors,
+ *      read after C was taken) (fdatasynced);
+ *   4. recycle the WAL below L.
  * A failed checkpoint poisons the store (pages may be half written; the log still has them).
  *
  * Locking: ckpt_mu makes one checkpoint at a time. Only the first page latch of a batch may
@@ -130,12 +131,21 @@ int pbox_store_checkpoint(pbox_store *st)
 	 * exactly where a segment begins, before anything was written into it) */
 	if (!r)
 		r = pbox_wal_prepare(st->wal, c);
+	/* the logical start: no later than any extension's floor (a transaction whose commit
+	 * is logged but not yet installed), which is read after c was taken: an extension
+	 * publishes its floor before appending what it covers (pbox_store_ext_ops) */
+	pbox_lsn logical = c;
+	if (!r) {
+		pbox_lsn f = pbox__store_ext_floor(st);
+		if (f != PBOX_LSN_NONE && f < c)
+			logical = f;
+	}
 	if (!r) {
 		st->checkpoints++;
-		r = pbox__store_write_super(st, c);
+		r = pbox__store_write_super(st, c, logical);
 	}
 	if (!r)
-		r = pbox_wal_recycle(st->wal, c);
+		r = pbox_wal_recycle(st->wal, logical);
 	if (r)
 		pbox__set_poison(st, r);
 	pthread_mutex_unlock(&st->ckpt_mu);

@@ -72,7 +72,7 @@ int pbox__store_clear_dir(pbox_io *io, const char *dir)
 
 /* ---- superblock ------------------------------------------------------------------------ */
 
-int pbox__store_write_super(pbox_store *st, pbox_lsn redo_start)
+int pbox__store_write_super(pbox_store *st, pbox_lsn redo_start, pbox_lsn logical_start)
 {
 	uint32_t ps = st->pub.page_size;
 	unsigned char *p = pbox_aligned_alloc(4096, ps);
@@ -86,6 +86,7 @@ int pbox__store_write_super(pbox_store *st, pbox_lsn redo_start)
 	st64(p + SB_GEN, gen);
 	st64(p + SB_REDO, redo_start);
 	st64(p + SB_CKPTS, st->checkpoints);
+	st64(p + SB_LOGICAL, logical_start < redo_start ? logical_start : 0);
 	pbox__page_seal(p, ps);
 	int r = pbox_io_pwrite_full(st->io, st->data_fd, p, ps, (gen % 2) * ps);
 	if (!r)
@@ -95,5 +96,6 @@ int pbox__store_write_super(pbox_store *st, pbox_lsn redo_start)
 		return r;
 	st->sb_gen = gen;
 	atomic_store(&st->redo_start, redo_start);
+	atomic_store(&st->logical_start, logical_start < redo_start ? logical_start : redo_start);
 	return 0;
 }

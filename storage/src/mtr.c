@@ -94,8 +94,8 @@ int pbox_mtr_fix_upgrade(pbox_mtr *m, pbox_pid pid, uint64_t version, void **pag
 static int log_rec(pbox_mtr *m, pbox_pid pid, uint16_t type, const void *a, uint32_t alen,
 		   const void *b, uint32_t blen)
 {
-	int i = held(m, pid);
-	if (i < 0)
+	int i = pid == PBOX_PID_NONE ? -2 : held(m, pid);
+	if (i == -1)
 		return PBOX_EINVAL; /* a change to a page the mtr does not hold */
 	size_t need = REC_HDR + 8 + (size_t)alen + blen;
 	if (m->len + need > m->cap) {
@@ -119,7 +119,8 @@ static int log_rec(pbox_mtr *m, pbox_pid pid, uint16_t type, const void *a, uint
 		memcpy(r + 16 + alen, b, blen);
 	m->len += need;
 	m->nrec++;
-	m->pages[i].logged = true;
+	if (i >= 0)
+		m->pages[i].logged = true;
 	return 0;
 }
 
@@ -128,6 +129,13 @@ int pbox_mtr_log(pbox_mtr *m, pbox_pid pid, uint16_t type, const void *payload, 
 	if (type < PBOX_REDO_TYPE_USER || (len && !payload))
 		return PBOX_EINVAL;
 	return log_rec(m, pid, type, payload, len, NULL, 0);
+}
+
+int pbox_mtr_log_logical(pbox_mtr *m, uint16_t type, const void *payload, uint32_t len)
+{
+	if (type < PBOX_REDO_TYPE_USER || (len && !payload) || len > PBOX_MTR_LOGICAL_MAX)
+		return PBOX_EINVAL;
+	return log_rec(m, PBOX_PID_NONE, type, payload, len, NULL, 0);
 }
 
 /* Physical change; the header (first 32 bytes) only for storage itself. */

@@ -28,7 +28,7 @@
 #include <string.h>
 
 static int read_super_copy(pbox_io *io, int fd, unsigned char *p, pbox_pid pid, uint32_t ps,
-			   uint64_t *gen, pbox_lsn *redo, uint64_t *ckpts)
+			   uint64_t *gen, pbox_lsn *redo, pbox_lsn *logical, uint64_t *ckpts)
 {
 	int r = pbox_io_pread_full(io, fd, p, ps, pid * ps);
 	if (r)
@@ -40,6 +40,9 @@ static int read_super_copy(pbox_io *io, int fd, unsigned char *p, pbox_pid pid, 
 		return PBOX_EVERSION;
 	*gen = ld64(p + SB_GEN);
 	*redo = ld64(p + SB_REDO);
+	*logical = ld64(p + SB_LOGICAL);
+	if (*logical > *redo)
+		return PBOX_ECORRUPT; /* written only when it lies before the redo start */
 	*ckpts = ld64(p + SB_CKPTS);
 	return 0;
 }
@@ -48,7 +51,7 @@ static int read_super_copy(pbox_io *io, int fd, unsigned char *p, pbox_pid pid, 
  * copy with the higher generation wins. PBOX_ECORRUPT if neither is valid, PBOX_EVERSION if
  * either is of another format version. */
 int pbox__store_read_super(pbox_io *io, int fd, uint32_t *ps_out, uint64_t *gen, pbox_lsn *redo,
-		      uint64_t *ckpts)
+			   pbox_lsn *logical, uint64_t *ckpts)
 {
 	unsigned char *p = pbox_aligned_alloc(4096, 65536);
 	if (!p)
@@ -58,8 +61,8 @@ int pbox__store_read_super(pbox_io *io, int fd, uint32_t *ps_out, uint64_t *gen,
 	for (pbox_pid pid = 0; pid < 2; pid++) {
 		for (uint32_t ps = 4096; ps <= 65536; ps *= 2) {
 			uint64_t g, c;
-			pbox_lsn rs;
-			int r = read_super_copy(io, fd, p, pid, ps, &g, &rs, &c);
+			pbox_lsn rs, ls;
+			int r = read_super_copy(io, fd, p, pid, ps, &g, &rs, &ls, &c);
 			if (r == PBOX_EVERSION || (r && r != PBOX_ECORRUPT && !err))
 				err = r;
 			if (r || (found && g <= *gen))
@@ -68,6 +71,7 @@ int pbox__store_read_super(pbox_io *io, int fd, uint32_t *ps_out, uint64_t *gen,
 			*gen = g;
 			*ps_out = ps;
 			*redo = rs;
+			*logical = ls;
 			*ckpts = c;
 		}
 	}
@@ -80,6 +84,8 @@ int pbox__store_read_super(pbox_io *io, int fd, uint32_t *ps_out, uint64_t *gen,
 		return 0;
 	return PBOX_CORRUPT();
 }
+
+static const pbox_redo_handler *find_handler(pbox_store *st, uint16_t type);
 
 int pbox__store_recover(pbox_store *st)
 {
@@ -103,6 +109,14 @@ int pbox__store_recover(pbox_store *st)
 				goto out;
 			}
 			pbox_pid pid = ld64(rec.data);
+			if (pid == PBOX_PID_NONE) { /* logical: after the physical redo */
+				const pbox_redo_handler *h = find_handler(st, rec.type);
+				if (!h || !h->logical) {
+					r = PBOX_CORRUPT(); /* nobody could replay it */
+					goto out;
+				}
+				continue;
+			}
 			unsigned k = 0;
 			while (k < nseen && seen[k] != pid)
 				k++;
@@ -126,6 +140,46 @@ out:
 	pbox_wal_iter_close(it);
 	st->rec_ns = pbox_now_ns() - t0;
 	return r < 0 ? r : 0;
+}
+
+/* The logical pass: from the logical start to the end of the log (the physical pass found
+ * it valid), every record naming no page goes to its type's logical function. */
+int pbox__store_recover_logical(pbox_store *st)
+{
+	bool any = false;
+	for (unsigned i = 0; i < st->nredo; i++)
+		any |= st->redo[i].logical || st->redo[i].recovered;
+	if (!any)
+		return 0; /* nothing to deliver: the physical pass refused logical records */
+	pbox_wal_iter *it;
+	int r = pbox_wal_iter_open(st->wal, atomic_load(&st->logical_start), &it);
+	if (r)
+		return r;
+	pbox_wal_group g;
+	while ((r = pbox_wal_iter_next(it, &g)) == 1) {
+		pbox_wal_record rec;
+		while (pbox_wal_iter_record(it, &rec) == 1) {
+			if (rec.len < 8 || ld64(rec.data) != PBOX_PID_NONE)
+				continue; /* page records: done by the physical pass */
+			const pbox_redo_handler *h = find_handler(st, rec.type);
+			if (!h || !h->logical) {
+				r = PBOX_CORRUPT(); /* a logical record nobody can replay */
+				goto out;
+			}
+			r = h->logical(st, (const unsigned char *)rec.data + 8, rec.len - 8, g.end_lsn, h->arg);
+			if (r)
+				goto out;
+			st->rec_logical++;
+		}
+	}
+out:
+	pbox_wal_iter_close(it);
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < st->nredo; i++)
+		if (st->redo[i].recovered && (r = st->redo[i].recovered(st, st->redo[i].arg)))
+			return r;
+	return 0;
 }
 
 int pbox__store_read_meta(pbox_store *st)
@@ -164,7 +218,7 @@ int pbox__redo_apply(pbox_store *st, uint16_t type, const unsigned char *payload
 	if (pid >= st->max_pages)
 		return PBOX_CORRUPT_PID(pid);
 	const pbox_redo_handler *h = NULL;
-	if (type >= PBOX_REDO_TYPE_USER && !(h = find_handler(st, type)))
+	if (type >= PBOX_REDO_TYPE_USER && (!(h = find_handler(st, type)) || !h->fn))
 		return PBOX_CORRUPT_PID(pid); /* a record type nobody registered */
 	if (type < PBOX_REDO_TYPE_USER && type != REDO_FPI && type != REDO_WRITE && type != REDO_INIT)
 		return PBOX_CORRUPT_PID(pid);

@@ -22,6 +22,9 @@
  *       48    8 generation
  *       56    8 redo start LSN (where recovery starts reading the WAL)
  *       64    8 checkpoints taken
+ *       72    8 logical start LSN (where logical records are replayed from; 0: = redo start;
+ *                written by checkpoints when an extension's log floor lies before the redo
+ *                start; a store written before this field existed holds 0 there)
  *
  * Meta page, page 2, changed only through mini-transactions (logged like any page):
  *       32    8 page count: pages in use, the high-water mark (at least 3)
@@ -34,6 +37,7 @@
  *   REDO_WRITE  pid u64, offset u32, bytes              physical change
  *   REDO_INIT   pid u64, type u16                       page zeroed, header set
  *   >= 256      pid u64, payload                        data structures' handlers
+ *   >= 256      PBOX_PID_NONE u64, payload              logical records (no page)
  */
 #ifndef PBOX_STORAGE_INT_H
 #define PBOX_STORAGE_INT_H
@@ -66,6 +70,7 @@
 #define SB_GEN 48
 #define SB_REDO 56
 #define SB_CKPTS 64
+#define SB_LOGICAL 72
 
 #define META_COUNT 32
 #define META_FREE_HEAD 40
@@ -78,7 +83,7 @@ enum { REDO_FPI = 1, REDO_WRITE = 2, REDO_INIT = 3 };
 PBOX_STATIC_ASSERT(OFF_NEXT + 8 == PBOX_PAGE_HDR, "the page header is 32 bytes");
 PBOX_STATIC_ASSERT(OFF_TYPE == 4 && OFF_PID == 8 && OFF_LSN == 16, "page header offsets");
 PBOX_STATIC_ASSERT(OFF_TYPE == PBOX_PAGE_TYPE_OFF, "the published type offset is the real one");
-PBOX_STATIC_ASSERT(SB_CKPTS + 8 <= 4096 && META_SLOTS + 8 * PBOX_META_SLOTS <= 4096,
+PBOX_STATIC_ASSERT(SB_LOGICAL + 8 <= 4096 && META_SLOTS + 8 * PBOX_META_SLOTS <= 4096,
 		   "superblock and meta page fit the smallest page");
 
 static inline uint64_t ld64(const void *p)
@@ -182,6 +187,12 @@ struct pbox_store {
 	pthread_mutex_t ckpt_mu; /* one checkpoint at a time; protects the fields below */
 	uint64_t sb_gen, checkpoints;
 	_Atomic pbox_lsn redo_start;
+	_Atomic pbox_lsn logical_start; /* <= redo_start: where logical replay starts */
+
+	/* extensions (pbox_store_ext): created under ext_mu, read lock-free once published */
+	pthread_mutex_t ext_mu;
+	void *_Atomic ext[PBOX_STORE_EXT_SLOTS];
+	const pbox_store_ext_ops *ext_ops[PBOX_STORE_EXT_SLOTS];
 
 	/* rings for batched I/O (io_uring where available), ring_mu */
 	pthread_mutex_t ring_mu;
@@ -192,7 +203,7 @@ struct pbox_store {
 	_Atomic int poison; /* 0 or the error that poisoned the store */
 
 	/* last recovery */
-	uint64_t rec_groups, rec_records, rec_bytes, rec_restored, rec_ns;
+	uint64_t rec_groups, rec_records, rec_bytes, rec_restored, rec_logical, rec_ns;
 
 	stripe stripes[NSTRIPES];
 };
@@ -234,8 +245,9 @@ static inline int pbox__poisoned(pbox_store *st)
 /* ---- datafile.c --------------------------------------------------------------------- */
 /* Grow the data file (16 MiB chunks) to hold need_pages; PBOX_ENOSPC beyond max_pages. */
 int pbox__store_grow(pbox_store *st, uint64_t need_pages);
-/* Write and sync the next superblock generation with this redo start. */
-int pbox__store_write_super(pbox_store *st, pbox_lsn redo_start);
+/* Write and sync the next superblock generation with this redo start and logical start
+ * (the latter recorded only when it lies before the redo start). */
+int pbox__store_write_super(pbox_store *st, pbox_lsn redo_start, pbox_lsn logical_start);
 /* Remove every file in dir and sync it (the log directory of a store being created). */
 int pbox__store_clear_dir(pbox_io *io, const char *dir);
 
@@ -243,9 +255,17 @@ int pbox__store_clear_dir(pbox_io *io, const char *dir);
 /* The valid superblock copy with the higher generation (PBOX_ECORRUPT if none,
  * PBOX_EVERSION if either is of another format version). */
 int pbox__store_read_super(pbox_io *io, int fd, uint32_t *ps_out, uint64_t *gen,
-			   pbox_lsn *redo, uint64_t *ckpts);
-/* Redo every group from the redo start; fills the rec_* statistics. */
+			   pbox_lsn *redo, pbox_lsn *logical, uint64_t *ckpts);
+/* Redo every group from the redo start (skipping logical records); fills the rec_*
+ * statistics. */
 int pbox__store_recover(pbox_store *st);
+/* After the meta page is read: deliver every logical record from the logical start to its
+ * handler, in LSN order, then call every handler's recovered hook. */
+int pbox__store_recover_logical(pbox_store *st);
+/* The earliest extension log floor (PBOX_LSN_NONE: none); caller holds ckpt_mu. */
+pbox_lsn pbox__store_ext_floor(pbox_store *st);
+/* Free every extension (close, failed open). */
+void pbox__store_ext_destroy(pbox_store *st);
 /* Read the allocator's state from the meta page. */
 int pbox__store_read_meta(pbox_store *st);
 /* Apply one record of the group ending at end. *decision caches, per page and group,

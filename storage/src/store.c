@@ -75,6 +75,7 @@ static void destroy(pbox_store *st)
 {
 	pbox__ac_stop(st);
 	pbox__pool_bg_stop(st);
+	pbox__store_ext_destroy(st);
 	if (st->wal)
 		pbox_wal_close(st->wal);
 	pbox__pool_fini(st);
@@ -92,6 +93,7 @@ static void destroy(pbox_store *st)
 	pthread_mutex_destroy(&st->ac_mu);
 	pthread_cond_destroy(&st->ac_cv);
 	pthread_rwlock_destroy(&st->ckpt_lock);
+	pthread_mutex_destroy(&st->ext_mu);
 	pbox_free(st->dir);
 	pbox_free(st);
 }
@@ -117,6 +119,7 @@ static pbox_store *new_store(const pbox_store_options *o)
 	pthread_mutex_init(&st->ac_mu, NULL);
 	pthread_cond_init(&st->ac_cv, NULL);
 	pthread_rwlock_init(&st->ckpt_lock, NULL);
+	pthread_mutex_init(&st->ext_mu, NULL);
 	atomic_store(&st->ckpt_epoch, 1);
 	return st;
 }
@@ -189,7 +192,9 @@ static int open_data(pbox_store *st, const char *dir, const pbox_store_options *
 		if ((r = io->fsync_dir(io, dir)) || (r = io->fdatasync(io, st->data_fd)))
 			return r;
 		uint64_t gen = 0, ckpts = 0;
-		if ((r = pbox__store_read_super(io, st->data_fd, &ps, &gen, redo, &ckpts))) {
+		pbox_lsn logical = 0;
+		if ((r = pbox__store_read_super(io, st->data_fd, &ps, &gen, redo, &logical,
+						&ckpts))) {
 			explain(o, "%s/data: %s", dir,
 				r == PBOX_ECORRUPT ? "no valid superblock (both copies damaged)"
 						   : pbox_strerror(r));
@@ -197,6 +202,7 @@ static int open_data(pbox_store *st, const char *dir, const pbox_store_options *
 		}
 		st->sb_gen = gen;
 		st->checkpoints = ckpts;
+		atomic_store(&st->logical_start, logical && logical < *redo ? logical : *redo);
 	}
 	st->pub.page_size = ps;
 	st->pub.page_shift = (uint32_t)__builtin_ctz(ps);
@@ -239,7 +245,8 @@ static int open_log(pbox_store *st, const char *dir, const pbox_store_options *o
 	wo.buffer_size = 8ull << 20;
 	while (wo.buffer_size < need)
 		wo.buffer_size *= 2;
-	wo.start_lsn = creating ? 0 : redo;
+	pbox_lsn logical = atomic_load(&st->logical_start);
+	wo.start_lsn = creating ? 0 : logical && logical < redo ? logical : redo;
 	wo.create = creating;
 	if ((r = pbox_wal_open(path, &wo, &st->wal)))
 		explain(o, "%s: cannot open the write-ahead log: %s", path, pbox_strerror(r));
@@ -268,8 +275,8 @@ static int create_data(pbox_store *st, const char *dir, pbox_lsn *redo)
 	char from[4200], to[4200];
 	snprintf(from, sizeof(from), "%s/data.new", dir);
 	snprintf(to, sizeof(to), "%s/data", dir);
-	if (r || (r = pbox__store_write_super(st, *redo)) ||
-	    (r = pbox__store_write_super(st, *redo)) || (r = io->rename(io, from, to)))
+	if (r || (r = pbox__store_write_super(st, *redo, *redo)) ||
+	    (r = pbox__store_write_super(st, *redo, *redo)) || (r = io->rename(io, from, to)))
 		return r;
 	return io->fsync_dir(io, dir);
 }
@@ -285,6 +292,9 @@ static int open_recover(pbox_store *st, const char *dir, const pbox_store_option
 	if (!r && (r = pbox__store_read_meta(st)))
 		explain(o, "%s: the allocator's meta page is damaged: %s", dir, pbox_strerror(r));
 	st->recovering = false;
+	/* logical records and the recovered hooks, on a store that is now fully usable */
+	if (!r && (r = pbox__store_recover_logical(st)))
+		explain(o, "%s: replaying logical records failed: %s", dir, pbox_strerror(r));
 	return r;
 }
 
@@ -300,9 +310,11 @@ int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **o
 	if (o->nredo && !o->redo)
 		return PBOX_EINVAL;
 	for (unsigned i = 0; i < o->nredo; i++) {
-		if (o->redo[i].type < PBOX_REDO_TYPE_USER || !o->redo[i].fn) {
-			explain(o, "redo handler %u: type %u is storage's own or it has no function", i,
-				o->redo[i].type);
+		const pbox_redo_handler *h = &o->redo[i];
+		if (h->type < PBOX_REDO_TYPE_USER || (!h->fn && !h->logical) ||
+		    (h->fn && h->logical)) {
+			explain(o, "redo handler %u: type %u is storage's own, or it has no function "
+				   "or both a page and a logical function", i, h->type);
 			return PBOX_EINVAL;
 		}
 		for (unsigned j = 0; j < i; j++)
@@ -330,6 +342,8 @@ int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **o
 		r = create_data(st, dir, &redo); /* 3b */
 	if (!r) {
 		atomic_store(&st->redo_start, redo);
+		if (creating || !atomic_load(&st->logical_start))
+			atomic_store(&st->logical_start, redo);
 		r = open_recover(st, dir, o); /* 4 */
 	}
 	if (!r && o->background_evictor) /* 5: background threads */
@@ -414,6 +428,7 @@ void pbox_store_get_stats(pbox_store *st, pbox_store_stats *s)
 	pthread_mutex_unlock(&st->res_mu);
 	s->direct_io = st->direct;
 	s->redo_start = atomic_load(&st->redo_start);
+	s->logical_start = atomic_load(&st->logical_start);
 	s->wal_end = pbox_wal_end_lsn(st->wal);
 	s->wal_durable = pbox_wal_durable_lsn(st->wal);
 	pthread_mutex_lock(&st->ckpt_mu);
@@ -424,6 +439,7 @@ void pbox_store_get_stats(pbox_store *st, pbox_store_stats *s)
 	s->recovery_records = st->rec_records;
 	s->recovery_bytes = st->rec_bytes;
 	s->recovery_pages_restored = st->rec_restored;
+	s->recovery_logical = st->rec_logical;
 	s->recovery_ns = st->rec_ns;
 	for (unsigned i = 0; i < NSTRIPES; i++) {
 		stripe *p = &st->stripes[i];
@@ -435,4 +451,54 @@ void pbox_store_get_stats(pbox_store *st, pbox_store_stats *s)
 		s->reheats += atomic_load_explicit(&p->reheats, memory_order_relaxed);
 		s->prefetches += atomic_load_explicit(&p->prefetches, memory_order_relaxed);
 	}
+}
+
+/* ---- extensions ------------------------------------------------------------------------ */
+
+void *pbox_store_ext(pbox_store *st, unsigned slot, const pbox_store_ext_ops *ops, void *arg)
+{
+	if (!st || slot >= PBOX_STORE_EXT_SLOTS)
+		return NULL;
+	void *e = atomic_load_explicit(&st->ext[slot], memory_order_acquire);
+	if (e || !ops || !ops->create || !ops->destroy)
+		return e; /* without ops: a peek */
+	pthread_mutex_lock(&st->ext_mu);
+	if (!(e = atomic_load_explicit(&st->ext[slot], memory_order_relaxed)) &&
+	    (e = ops->create(st, arg))) {
+		st->ext_ops[slot] = ops;
+		atomic_store_explicit(&st->ext[slot], e, memory_order_release);
+	}
+	pthread_mutex_unlock(&st->ext_mu);
+	return e;
+}
+
+pbox_lsn pbox__store_ext_floor(pbox_store *st)
+{
+	pbox_lsn floor = PBOX_LSN_NONE;
+	pthread_mutex_lock(&st->ext_mu);
+	for (unsigned i = 0; i < PBOX_STORE_EXT_SLOTS; i++) {
+		void *e = atomic_load_explicit(&st->ext[i], memory_order_relaxed);
+		if (!e || !st->ext_ops[i]->log_floor)
+			continue;
+		pbox_lsn f = st->ext_ops[i]->log_floor(e);
+		if (f != PBOX_LSN_NONE && (floor == PBOX_LSN_NONE || f < floor))
+			floor = f;
+	}
+	pthread_mutex_unlock(&st->ext_mu);
+	return floor;
+}
+
+void pbox__store_ext_destroy(pbox_store *st)
+{
+	for (unsigned i = 0; i < PBOX_STORE_EXT_SLOTS; i++) {
+		void *e = atomic_exchange(&st->ext[i], NULL);
+		if (e)
+			st->ext_ops[i]->destroy(e);
+	}
+}
+
+void pbox_store_fail(pbox_store *st, int err)
+{
+	if (st)
+		pbox__set_poison(st, err ? err : PBOX_EPOISONED);
 }

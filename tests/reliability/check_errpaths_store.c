@@ -30,7 +30,7 @@ static int redo_set(void *page, uint32_t ps, const void *payload, uint32_t len, 
 	return 0;
 }
 
-static const pbox_redo_handler handlers[] = { { REDO_SET, redo_set, NULL } };
+static const pbox_redo_handler handlers[] = { { .type = REDO_SET, .fn = redo_set } };
 
 typedef struct sfix {
 	pbox_io_memfs *fs;

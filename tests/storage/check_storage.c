@@ -47,7 +47,7 @@ static int redo_add(void *page, uint32_t ps, const void *payload, uint32_t len, 
 	return 0;
 }
 
-static const pbox_redo_handler handlers[] = { { REDO_ADD, redo_add, NULL } };
+static const pbox_redo_handler handlers[] = { { .type = REDO_ADD, .fn = redo_add } };
 
 static int mtr_add(pbox_mtr *m, pbox_pid pid, uint32_t idx, uint64_t delta)
 {
@@ -362,7 +362,7 @@ START_TEST(test_page_sizes_and_superblocks)
 	o.page_size = 131072;
 	ck_assert_int_eq(pbox_store_open(DIR_, &o, &st), PBOX_EINVAL);
 	o = opts(io);
-	pbox_redo_handler bad = { 7, redo_add, NULL }; /* storage's own range */
+	pbox_redo_handler bad = { .type = 7, .fn = redo_add }; /* storage's own range */
 	o.redo = &bad;
 	ck_assert_int_eq(pbox_store_open(DIR_, &o, &st), PBOX_EINVAL);
 	o = opts(io);

@@ -62,7 +62,7 @@ static inline int redo_inc(void *page, uint32_t ps, const void *payload, uint32_
 	return 0;
 }
 
-static const pbox_redo_handler handlers[] = { { REDO_INC, redo_inc, NULL } };
+static const pbox_redo_handler handlers[] = { { .type = REDO_INC, .fn = redo_inc } };
 
 static inline pbox_store_options opts(pbox_io *io, uint64_t budget_pages)
 {

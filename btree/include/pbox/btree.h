@@ -165,21 +165,13 @@ int pbox_bt_cursor_value(pbox_bt_cursor *c, const void **val, size_t *vlen);
 /* ---- atomic write batches ---------------------------------------------------------------- */
 
 /* A batch of puts and deletes over one or more trees of one store, applied atomically: after
- * a crash either all of it is there or none of it. Concurrent readers may see some of its
- * leaves before the batch and others after it while it is applied (each leaf changes at
- * once); once pbox_bt_batch_commit returns, all of it is visible. A key given twice takes its
- * last operation. Deleting an absent key is not an error. Limits (beyond them commit returns
- * PBOX_ELIMIT and changes nothing):
- *   - the keys of one batch span at most PBOX_BT_BATCH_MAX_LEAVES leaves (a batch holds all
- *     of them latched at once, so it is bounded well below any pool budget);
- *   - the new entries a batch puts into the key range of one leaf fit in half a node (about
- *     1.9 KiB at 4 KiB pages, 7.6 KiB at 16 KiB): leaves are split to make room before the
- *     batch latches them, and one split frees half a node;
- *   - the batch logs at most PBOX_BT_BATCH_MAX_BYTES. */
+ * a crash either all of it is there or none of it. A batch is a write-only transaction
+ * (pbox/txn.h): snapshots see all of it or none of it; plain readers outside transactions
+ * may see part of it while it is installed (key by key); once pbox_bt_batch_commit returns,
+ * all of it is visible. A key given twice takes its last operation. Deleting an absent key
+ * is not an error. No size limit but memory and the log (a batch holds its operations, and
+ * its commit a copy of each key's old value while snapshots are open: see pbox/txn.h). */
 typedef struct pbox_bt_batch pbox_bt_batch;
-
-#define PBOX_BT_BATCH_MAX_LEAVES 24u
-#define PBOX_BT_BATCH_MAX_BYTES (1u << 20)
 
 int pbox_bt_batch_create(pbox_bt_batch **out);
 void pbox_bt_batch_destroy(pbox_bt_batch *b);
@@ -192,10 +184,9 @@ size_t pbox_bt_batch_count(const pbox_bt_batch *b);
 /* Apply atomically (flags: PBOX_BT_DURABLE); the batch is empty afterwards, whatever the
  * result. A durable commit returns once the batch and every change committed before it are
  * on disk — also when the batch changes nothing (deletes of absent keys); an empty batch
- * names no store and does nothing. A leaf latched by someone else (a checkpoint writing it
- * back, a scan, another batch) makes the commit wait for it, holding nothing meanwhile.
- * PBOX_EBUSY (nothing applied; retryable) only when other writers changed the batch's leaves
- * between its reads and its latching 10,000 times in a row. */
+ * names no store and does nothing. A write-write conflict with a concurrent transaction is
+ * retried (a batch reads nothing, so its operations simply apply after the other's);
+ * PBOX_EBUSY (nothing applied; retryable) after 10,000 conflicts in a row. */
 int pbox_bt_batch_commit(pbox_bt_batch *b, unsigned flags);
 
 /* ---- checking ---------------------------------------------------------------------------- */

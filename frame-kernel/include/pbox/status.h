@@ -32,7 +32,9 @@ extern "C" {
 	X(PBOX_ENOTSUP,     -30911, "operation not supported here")                            \
 	X(PBOX_ERESTART,    -30912, "optimistic validation failed; restart the operation")     \
 	X(PBOX_EBUSY,       -30913, "resource busy")                                           \
-	X(PBOX_ELIMIT,      -30914, "a documented size limit was exceeded")
+	X(PBOX_ELIMIT,      -30914, "a documented size limit was exceeded")                  \
+	X(PBOX_ECONFLICT,   -30915, "write-write conflict with another transaction; retry")   \
+	X(PBOX_ESNAPSHOT,   -30916, "snapshot too old: versions it needs were discarded")
 
 enum pbox_status {
 	PBOX_OK = 0,

@@ -87,10 +87,23 @@ typedef int (*pbox_redo_fn)(void *page, uint32_t page_size, const void *payload,
 #define PBOX_REDO_TYPE_USER 256u
 #define PBOX_REDO_TYPE_APP 512u
 
+/* Replay one logical record (pbox_mtr_log_logical: a record naming no page) during recovery.
+ * Logical records are delivered after the physical redo is complete, in LSN order, from the
+ * store's logical start (see checkpoints below); lsn is the end of the record's group. The
+ * store is fully usable (pages can be read and changed through mtrs). Return 0, or an error
+ * that fails the open (PBOX_ECORRUPT for a damaged payload). */
+typedef int (*pbox_logical_fn)(pbox_store *st, const void *payload, uint32_t len, pbox_lsn lsn,
+			       void *arg);
+/* Called once when recovery is complete (after every logical record was delivered), before
+ * pbox_store_open returns: the post-recovery hook. May change pages through mtrs and log. */
+typedef int (*pbox_recovered_fn)(pbox_store *st, void *arg);
+
 typedef struct pbox_redo_handler {
 	uint16_t type; /* >= PBOX_REDO_TYPE_USER */
-	pbox_redo_fn fn;
-	void *arg;
+	pbox_redo_fn fn;           /* page records of this type (or NULL) */
+	void *arg;                 /* passed to all three functions */
+	pbox_logical_fn logical;   /* logical records of this type (or NULL); not both */
+	pbox_recovered_fn recovered; /* optional; called after recovery */
 } pbox_redo_handler;
 
 /* ---- opening ----------------------------------------------------------------------------- */
@@ -187,6 +200,11 @@ int pbox_mtr_free(pbox_mtr *m, pbox_pid pid);
 /* Log a redo record for a page held by this mtr: the caller has already made the change in
  * memory; recovery re-applies it with the handler registered for type. */
 int pbox_mtr_log(pbox_mtr *m, pbox_pid pid, uint16_t type, const void *payload, uint32_t len);
+/* Log a logical record: no page, replayed by the handler's logical function after the
+ * physical redo (an mtr may hold only logical records: it still commits one group). len
+ * at most PBOX_MTR_LOGICAL_MAX. */
+#define PBOX_MTR_LOGICAL_MAX (1u << 20)
+int pbox_mtr_log_logical(pbox_mtr *m, uint16_t type, const void *payload, uint32_t len);
 /* Copy len bytes to offset off of a page held by this mtr and log it (physical redo). */
 int pbox_mtr_write(pbox_mtr *m, pbox_pid pid, uint32_t off, const void *src, uint32_t len);
 /* Commit: one WAL group (with full-page images where a page changes for the first time
@@ -200,6 +218,11 @@ PBOX_NODISCARD int pbox_mtr_commit(pbox_mtr *m, bool durable, pbox_lsn *lsn);
  * PBOX_ERESTART from fix_upgrade); otherwise the store is poisoned. */
 void pbox_mtr_abort(pbox_mtr *m, bool changed);
 
+/* Mark the store failed with err (a structure found its in-memory state ahead of what it
+ * could make durable, e.g. a commit logged but not installed): from now on every operation
+ * returns PBOX_EPOISONED until the store is closed and opened again (recovery decides). */
+void pbox_store_fail(pbox_store *st, int err);
+
 /* ---- meta slots -------------------------------------------------------------------------- */
 
 #define PBOX_META_SLOTS 8
@@ -211,8 +234,32 @@ int pbox_mtr_meta_set(pbox_mtr *m, unsigned slot, uint64_t value);
 /* ---- checkpoints and introspection ------------------------------------------------------- */
 
 /* Fuzzy checkpoint (writers continue): write back every page dirtied before it began
- * (WAL rule respected), write the superblock with the new redo start, recycle the log. */
+ * (WAL rule respected), write the superblock with the new redo start, recycle the log.
+ * The superblock also records the logical start: the oldest log floor of the store's
+ * extensions (below) if it lies before the redo start. Recovery redoes pages from the redo
+ * start and replays logical records from the logical start; the log is kept from the
+ * earlier of the two. */
 PBOX_NODISCARD int pbox_store_checkpoint(pbox_store *st);
+
+/* ---- extensions: per-store state of the structures built on the store ------------------
+ * A structure that keeps per-store state in memory (the btree's transaction manager) hangs
+ * it on the store in a slot; the store frees it at close. Slots 0..3 are pagebox's
+ * (PBOX_STORE_EXT_TXN = 0), 4..7 yours. */
+#define PBOX_STORE_EXT_SLOTS 8u
+#define PBOX_STORE_EXT_TXN 0u
+typedef struct pbox_store_ext_ops {
+	/* Create the state (called at most once per open, under the store's extension lock). */
+	void *(*create)(pbox_store *st, void *arg);
+	/* Free it: at close (after the final checkpoint) or when the open fails. */
+	void (*destroy)(void *ext);
+	/* Optional: the oldest LSN whose logical records recovery would still need for this
+	 * extension (PBOX_LSN_NONE: none). Checkpoints call it after taking their redo start;
+	 * an extension must publish a floor no later than it appends the records it covers. */
+	pbox_lsn (*log_floor)(void *ext);
+} pbox_store_ext_ops;
+/* The state in slot (created with ops->create on first use): NULL if creation failed. The
+ * same ops must be passed for one slot every time. ops NULL: only a look (NULL if none). */
+void *pbox_store_ext(pbox_store *st, unsigned slot, const pbox_store_ext_ops *ops, void *arg);
 
 typedef struct pbox_store_stats {
 	uint32_t page_size;
@@ -220,12 +267,12 @@ typedef struct pbox_store_stats {
 	uint64_t free_pages;          /* on the free list */
 	uint64_t budget_bytes, resident_pages, resident_bytes, dirty_pages;
 	bool direct_io;
-	pbox_lsn redo_start, wal_end, wal_durable;
+	pbox_lsn redo_start, logical_start, wal_end, wal_durable;
 	uint64_t checkpoints;         /* since the store was created (all of them) */
 	uint64_t auto_checkpoints;    /* since this open, by the checkpoint_log_bytes thread */
 	/* last recovery */
 	uint64_t recovery_groups, recovery_records, recovery_bytes, recovery_pages_restored,
-		recovery_ns;
+		recovery_logical, recovery_ns;
 	/* pool metrics (zero with PBOX_METRICS=0) */
 	uint64_t hits, misses, reads, writes, evictions, reheats, prefetches;
 } pbox_store_stats;

@@ -1,0 +1,586 @@
+/*
+ * txn.c — transactions: the per-store manager, begin, put, del, commit, abort (the design
+ * and the invariants are in txn_int.h).
+ *
+ * Commit, step by step (commit()):
+ *   1. lock: every written key's entry gets t as its commit lock, in chunks under vs (no
+ *      waiting: a key locked by another commit, or with a version newer than t's snapshot,
+ *      is a conflict, and the locks taken so far are released);
+ *   2. ts: a commit timestamp and an in-flight slot whose log floor (the log's end now)
+ *      keeps checkpoints from moving the logical start past this commit's records;
+ *   3. log: the write set as logical records, the last with the commit record in one group
+ *      (txn_log.c) — durable on return with PBOX_BT_DURABLE: the commit point;
+ *   4. install: per key, its before-value pushed as a version (invariant V), then the plain
+ *      tree change (pbox__bt_change);
+ *   5. an end record (recovery need not install it again), locks released, ts done: the
+ *      snapshot horizon moves and later snapshots see everything at once.
+ * A failure in 4 or 5 leaves the outcome to recovery: the store is marked failed.
+ *
+ * Locking: mgr->mu for the manager's fields; vs for keys (txn_vs.c). A transaction's own
+ * fields belong to the one thread using it; retired is set under mu by another thread.
+ */
+#include "txn_int.h"
+
+#include <pbox/alloc.h>
+
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+
+#define LOCK_CHUNK 4096u
+#define DEFAULT_CAP (1ull << 30)
+
+/* ---- the manager --------------------------------------------------------------------------- */
+
+static void *mgr_create(pbox_store *st, void *arg)
+{
+	(void)arg;
+	txnmgr *m = pbox_aligned_alloc(PBOX_CACHELINE, sizeof(*m));
+	if (!m)
+		return NULL;
+	memset(m, 0, sizeof(*m));
+	m->st = st;
+	m->ps = pbox_store_page_size(st);
+	atomic_store(&m->cap, DEFAULT_CAP);
+	if (pbox__vs_init(m)) {
+		pbox_free(m->tab);
+		pbox_free(m);
+		return NULL;
+	}
+	pthread_mutex_init(&m->mu, NULL);
+	pthread_cond_init(&m->cv, NULL);
+	return m;
+}
+
+static void mgr_destroy(void *p)
+{
+	txnmgr *m = p;
+	pbox__txn_rec_free(m);
+	pbox__vs_fini(m);
+	pthread_mutex_destroy(&m->mu);
+	pthread_cond_destroy(&m->cv);
+	for (commit_slot *c = m->inflight, *n; c; c = n) {
+		n = c->next;
+		pbox_free(c);
+	}
+	pbox_free(m);
+}
+
+static pbox_lsn mgr_floor(void *p)
+{
+	txnmgr *m = p;
+	pbox_lsn f = PBOX_LSN_NONE;
+	pthread_mutex_lock(&m->mu);
+	for (commit_slot *c = m->inflight; c; c = c->next)
+		if (c->floor != PBOX_LSN_NONE && (f == PBOX_LSN_NONE || c->floor < f))
+			f = c->floor;
+	pthread_mutex_unlock(&m->mu);
+	return f;
+}
+
+static const pbox_store_ext_ops mgr_ops = {
+	.create = mgr_create, .destroy = mgr_destroy, .log_floor = mgr_floor
+};
+
+txnmgr *pbox__txn_mgr(pbox_store *st)
+{
+	return pbox_store_ext(st, PBOX_STORE_EXT_TXN, &mgr_ops, NULL);
+}
+
+txnmgr *pbox__txn_mgr_peek(pbox_store *st)
+{
+	return pbox_store_ext(st, PBOX_STORE_EXT_TXN, NULL, NULL);
+}
+
+uint64_t pbox__txn_hash(pbox_pid tree, const void *key, uint32_t klen)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ tree * 0x9e3779b97f4a7c15ull;
+	const unsigned char *p = key;
+	for (uint32_t i = 0; i < klen; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h ^ (h >> 29);
+}
+
+/* ---- timestamps and the horizon ------------------------------------------------------------ */
+
+uint64_t pbox__txn_horizon(txnmgr *m)
+{
+	uint64_t h = atomic_load(&m->visible);
+	for (pbox_txn *t = m->active; t; t = t->next)
+		if (!atomic_load_explicit(&t->retired, memory_order_relaxed) && t->snap < h)
+			h = t->snap;
+	return h;
+}
+
+int pbox__txn_ts_begin(txnmgr *m, pbox_lsn floor, uint64_t *ts)
+{
+	commit_slot *c = pbox_malloc(sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_lock(&m->mu);
+	c->ts = ++m->clock;
+	c->floor = floor == PBOX_LSN_NONE ? PBOX_LSN_NONE : pbox_wal_end_lsn(pbox_store_wal(m->st));
+	c->next = NULL;
+	commit_slot **pp = &m->inflight; /* ts ascend: append */
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = c;
+	*ts = c->ts;
+	pthread_mutex_unlock(&m->mu);
+	return 0;
+}
+
+void pbox__txn_ts_done(txnmgr *m, uint64_t ts)
+{
+	pthread_mutex_lock(&m->mu);
+	commit_slot **pp = &m->inflight;
+	while (*pp && (*pp)->ts != ts)
+		pp = &(*pp)->next;
+	commit_slot *c = *pp;
+	PBOX_ASSERT(c); /* every ts taken is done exactly once */
+	if (c) {
+		*pp = c->next;
+		pbox_free(c);
+	}
+	atomic_store(&m->visible, m->inflight ? m->inflight->ts - 1 : m->clock);
+	uint64_t h = pbox__txn_horizon(m);
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+	pbox__vs_collect(m, h);
+}
+
+void pbox__txn_maybe_plain(txnmgr *m)
+{
+	int one = 1; /* never from 2: a begin is switching and will set 1 */
+	if (!m->nactive && !m->inflight && !m->nsingle)
+		atomic_compare_exchange_strong(&m->mode, &one, 0);
+}
+
+/* ---- begin / end --------------------------------------------------------------------------- */
+
+/* Switch to the transactional path: wait until every single change that entered the plain
+ * path before the switch is done (each stripe seen at zero once suffices: later entrants see
+ * the mode and leave the plain path). */
+static void enter_txn_mode(txnmgr *m)
+{
+	for (unsigned i = 0; i < FAST_STRIPES; i++)
+		while (atomic_load(&m->fast[i].n))
+			sched_yield();
+}
+
+int pbox_txn_begin(pbox_store *st, unsigned flags, pbox_txn **out)
+{
+	if (!st || !out || (flags & ~PBOX_TXN_READONLY))
+		return PBOX_EINVAL;
+	txnmgr *m = pbox__txn_mgr(st);
+	pbox_txn *t = pbox_calloc(1, sizeof(*t));
+	if (!m || !t) {
+		pbox_free(t);
+		return -ENOMEM;
+	}
+	t->m = m;
+	t->st = st;
+	t->flags = flags;
+	t->begin_ns = pbox_now_ns();
+	pthread_mutex_lock(&m->mu);
+	while (atomic_load(&m->mode) == 2) { /* another begin is switching: wait for it */
+		pthread_mutex_unlock(&m->mu);
+		sched_yield();
+		pthread_mutex_lock(&m->mu);
+	}
+	if (atomic_load(&m->mode) == 0) {
+		atomic_store(&m->mode, 2);
+		pthread_mutex_unlock(&m->mu);
+		enter_txn_mode(m);
+		pthread_mutex_lock(&m->mu);
+		atomic_store(&m->mode, 1);
+	}
+	t->snap = atomic_load(&m->visible);
+	t->next = m->active;
+	if (m->active)
+		m->active->prev = t;
+	m->active = t;
+	m->nactive++;
+	pthread_mutex_unlock(&m->mu);
+	*out = t;
+	return 0;
+}
+
+static void wclear(pbox_txn *t)
+{
+	for (went *w = t->whead, *n; w; w = n) {
+		n = w->next;
+		pbox_free(w->val);
+		pbox_free(w);
+	}
+	pbox_free(t->wtab);
+	t->wtab = NULL;
+	t->whead = t->wtail = NULL;
+	t->wn = t->wcap = t->bytes = 0;
+}
+
+/* Remove t from the open transactions and free it; the last one out switches back to the
+ * plain path once nothing is in flight (then no version can be needed). */
+static void txn_end(pbox_txn *t, bool committed)
+{
+	txnmgr *m = t->m;
+	pbox__txn_cursors_detach(t);
+	wclear(t);
+	pthread_mutex_lock(&m->mu);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		m->active = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	m->nactive--;
+	if (committed)
+		m->commits++;
+	else
+		m->aborts++;
+	uint64_t h = pbox__txn_horizon(m);
+	pbox__txn_maybe_plain(m);
+	pthread_mutex_unlock(&m->mu);
+	pbox__vs_collect(m, h);
+	pbox_free(t);
+}
+
+void pbox_txn_abort(pbox_txn *t)
+{
+	if (t)
+		txn_end(t, false);
+}
+
+/* ---- the write set ------------------------------------------------------------------------- */
+
+went *pbox__txn_wfind(pbox_txn *t, pbox_pid tree, const void *key, uint32_t klen, uint64_t h)
+{
+	if (!t->wcap)
+		return NULL;
+	for (went *w = t->wtab[h & (t->wcap - 1)]; w; w = w->hnext)
+		if (w->hash == h && w->tree == tree && w->klen == klen && !memcmp(w->key, key, klen))
+			return w;
+	return NULL;
+}
+
+static int wgrow(pbox_txn *t)
+{
+	size_t nc = t->wcap ? 2 * t->wcap : 64;
+	went **tab = pbox_calloc(nc, sizeof(*tab));
+	if (!tab)
+		return -ENOMEM;
+	for (went *w = t->whead; w; w = w->next) {
+		w->hnext = tab[w->hash & (nc - 1)];
+		tab[w->hash & (nc - 1)] = w;
+	}
+	pbox_free(t->wtab);
+	t->wtab = tab;
+	t->wcap = nc;
+	return 0;
+}
+
+size_t pbox_txn_count(const pbox_txn *t)
+{
+	return t ? t->wn : 0;
+}
+
+size_t pbox_txn_bytes(const pbox_txn *t)
+{
+	return t ? t->bytes : 0;
+}
+
+/* Is there a conflict on key already (someone committing it, or a commit since t began)? */
+static bool early_conflict(pbox_txn *t, pbox_pid tree, const void *key, uint32_t klen,
+			   uint64_t h)
+{
+	txnmgr *m = t->m;
+	pthread_rwlock_rdlock(&m->vs);
+	kent *k = pbox__vs_find(m, tree, key, klen, h, false);
+	bool c = k && pbox__vs_conflicts(k, t->snap, t);
+	pthread_rwlock_unlock(&m->vs);
+	return c;
+}
+
+static int doom(pbox_txn *t)
+{
+	if (!t->doomed) {
+		t->doomed = true;
+		pthread_mutex_lock(&t->m->mu);
+		t->m->conflicts++;
+		pthread_mutex_unlock(&t->m->mu);
+	}
+	return PBOX_ECONFLICT;
+}
+
+static int record(pbox_txn *t, pbox_bt *bt, const void *key, size_t klen, const void *val,
+		  size_t vlen, bool del)
+{
+	if (!t)
+		return PBOX_EINVAL;
+	if (t->doomed)
+		return PBOX_ECONFLICT;
+	int r = pbox__bt_check_kv(bt, key, klen, val, vlen);
+	if (r || bt->st != t->st || (t->flags & PBOX_TXN_READONLY))
+		return r ? r : PBOX_EINVAL;
+	uint32_t kl = (uint32_t)klen;
+	uint64_t h = pbox__txn_hash(bt->root, key, kl);
+	went *w = pbox__txn_wfind(t, bt->root, key, kl, h);
+	if (atomic_load(&t->retired))
+		return PBOX_ESNAPSHOT; /* its conflict check needs versions that may be gone */
+	if (del && w && w->del)
+		return PBOX_ENOTFOUND; /* deleted already by t */
+	if (del && !w) { /* absent in t's snapshot? */
+		r = pbox_txn_get(t, bt, key, klen, NULL, 0, NULL);
+		if (r && r != PBOX_ETOOSMALL)
+			return r; /* PBOX_ENOTFOUND among them */
+	}
+	if (!w && early_conflict(t, bt->root, key, kl, h))
+		return doom(t);
+	unsigned char *nv = NULL;
+	if (!del && vlen && !(nv = pbox_malloc(vlen)))
+		return -ENOMEM;
+	if (nv)
+		memcpy(nv, val, vlen);
+	if (!w) {
+		if (t->wn >= t->wcap && (r = wgrow(t))) {
+			pbox_free(nv);
+			return r;
+		}
+		if (!(w = pbox_malloc(sizeof(*w) + kl))) {
+			pbox_free(nv);
+			return -ENOMEM;
+		}
+		w->hash = h;
+		w->tree = bt->root;
+		w->klen = kl;
+		memcpy(w->key, key, kl);
+		w->val = NULL;
+		w->vlen = 0;
+		w->hnext = t->wtab[h & (t->wcap - 1)];
+		t->wtab[h & (t->wcap - 1)] = w;
+		w->next = NULL;
+		if (t->wtail)
+			t->wtail->next = w;
+		else
+			t->whead = w;
+		t->wtail = w;
+		t->wn++;
+		t->bytes += sizeof(*w) + kl;
+	}
+	t->bytes -= w->vlen;
+	pbox_free(w->val);
+	w->val = nv;
+	w->vlen = del ? 0 : (uint32_t)vlen;
+	w->del = del;
+	t->bytes += w->vlen;
+	return 0;
+}
+
+int pbox_txn_put(pbox_txn *t, pbox_bt *bt, const void *key, size_t klen, const void *val,
+		 size_t vlen)
+{
+	return record(t, bt, key, klen, val, vlen, false);
+}
+
+int pbox_txn_del(pbox_txn *t, pbox_bt *bt, const void *key, size_t klen)
+{
+	return record(t, bt, key, klen, NULL, 0, true);
+}
+
+/* ---- commit -------------------------------------------------------------------------------- */
+
+/* Release the locks of the first n entries of t's write set. */
+static void unlock_keys(pbox_txn *t, size_t n)
+{
+	txnmgr *m = t->m;
+	pthread_rwlock_wrlock(&m->vs);
+	size_t i = 0;
+	for (went *w = t->whead; w && i < n; w = w->next, i++) {
+		kent *k = pbox__vs_find(m, w->tree, w->key, w->klen, w->hash, false);
+		if (k && k->lock == t) {
+			k->lock = NULL;
+			pbox__vs_maybe_drop(m, k);
+		}
+	}
+	pthread_rwlock_unlock(&m->vs);
+}
+
+/* Step 1: lock every key, no waiting. 0, PBOX_ECONFLICT (nothing held) or -ENOMEM. */
+static int lock_keys(pbox_txn *t)
+{
+	txnmgr *m = t->m;
+	size_t done = 0;
+	int r = 0;
+	went *w = t->whead;
+	while (w && !r) {
+		pthread_rwlock_wrlock(&m->vs);
+		for (unsigned c = 0; w && c < LOCK_CHUNK; c++, w = w->next) {
+			kent *k = pbox__vs_find(m, w->tree, w->key, w->klen, w->hash, true);
+			if (!k) {
+				r = -ENOMEM;
+				break;
+			}
+			if (pbox__vs_conflicts(k, t->snap, t)) {
+				pbox__vs_maybe_drop(m, k);
+				r = PBOX_ECONFLICT;
+				break;
+			}
+			k->lock = t;
+			done++;
+		}
+		pthread_rwlock_unlock(&m->vs);
+	}
+	if (r)
+		unlock_keys(t, done);
+	return r;
+}
+
+/* Step 4, one key: its before-value becomes a version, then the tree changes. */
+static int install_one(pbox_txn *t, uint64_t ts, went *w, unsigned char **buf, size_t *cap)
+{
+	txnmgr *m = t->m;
+	pbox_bt bt = { .st = t->st, .root = w->tree, .ps = m->ps };
+	size_t blen = 0;
+	int r;
+	for (;;) {
+		r = pbox_bt_lookup(&bt, w->key, w->klen, *buf, *cap, &blen);
+		if (r != PBOX_ETOOSMALL)
+			break;
+		unsigned char *nb = pbox_realloc(*buf, blen);
+		if (!nb)
+			return -ENOMEM;
+		*buf = nb;
+		*cap = blen;
+	}
+	if (r == PBOX_ECLOSED)
+		return 0; /* the tree was dropped meanwhile: nothing to install */
+	if (r && r != PBOX_ENOTFOUND)
+		return r;
+	bool absent = r == PBOX_ENOTFOUND;
+	if (absent && w->del)
+		return 0;
+	pthread_rwlock_wrlock(&m->vs);
+	kent *k = pbox__vs_find(m, w->tree, w->key, w->klen, w->hash, false);
+	r = k ? pbox__vs_push(m, k, ts, absent, *buf, blen) : PBOX_ECORRUPT;
+	pthread_rwlock_unlock(&m->vs);
+	if (r)
+		return r;
+	r = w->del ? pbox__bt_change(&bt, OP_REMOVE, w->key, w->klen, NULL, 0, 0)
+		   : pbox__bt_change(&bt, OP_UPSERT, w->key, w->klen, w->val, w->vlen, 0);
+	if (r == PBOX_ECLOSED || (r == PBOX_ENOTFOUND && w->del))
+		r = 0;
+	return r;
+}
+
+int pbox_txn_commit(pbox_txn *t, unsigned flags)
+{
+	if (!t)
+		return PBOX_EINVAL;
+	if (t->doomed) {
+		txn_end(t, false);
+		return PBOX_ECONFLICT;
+	}
+	if (t->wn && atomic_load(&t->retired)) {
+		txn_end(t, false);
+		return PBOX_ESNAPSHOT;
+	}
+	txnmgr *m = t->m;
+	int r = 0;
+	if (!t->wn) { /* read-only or empty: nothing to log; durable is a barrier */
+		if (flags & PBOX_BT_DURABLE)
+			r = pbox_wal_flush(pbox_store_wal(t->st));
+		txn_end(t, r == 0);
+		return r;
+	}
+	if ((r = lock_keys(t))) {
+		if (r == PBOX_ECONFLICT)
+			(void)doom(t);
+		txn_end(t, false);
+		return r;
+	}
+	uint64_t ts;
+	if ((r = pbox__txn_ts_begin(m, 1, &ts))) {
+		unlock_keys(t, t->wn);
+		txn_end(t, false);
+		return r;
+	}
+	if ((r = pbox__txn_log_commit(t, ts, flags))) {
+		/* the commit record may or may not have been appended: if the log failed the
+		 * store is poisoned and recovery decides; otherwise nothing was logged */
+		unlock_keys(t, t->wn);
+		pbox__txn_ts_done(m, ts);
+		txn_end(t, false);
+		return r;
+	}
+	unsigned char *buf = NULL;
+	size_t cap = 0;
+	for (went *w = t->whead; w && !r; w = w->next)
+		r = install_one(t, ts, w, &buf, &cap);
+	pbox_free(buf);
+	if (!r)
+		r = pbox__txn_log_end(t->st, ts);
+	if (r) /* committed in the log, not installed: recovery completes it after a reopen */
+		pbox_store_fail(t->st, r);
+	unlock_keys(t, t->wn);
+	pbox__txn_ts_done(m, ts);
+	txn_end(t, r == 0);
+	pbox__txn_enforce_cap(m);
+	return r;
+}
+
+/* ---- the version cap and statistics -------------------------------------------------------- */
+
+int pbox_txn_set_version_cap(pbox_store *st, uint64_t bytes)
+{
+	txnmgr *m = st ? pbox__txn_mgr(st) : NULL;
+	if (!m)
+		return st ? -ENOMEM : PBOX_EINVAL;
+	atomic_store(&m->cap, bytes);
+	return 0;
+}
+
+/* Over the cap: retire the oldest open snapshots until the versions only they need are
+ * freed (called after installs; cheap when under the cap). */
+void pbox__txn_enforce_cap(txnmgr *m)
+{
+	uint64_t cap = atomic_load_explicit(&m->cap, memory_order_relaxed);
+	if (!cap || atomic_load_explicit(&m->vbytes, memory_order_relaxed) <= cap)
+		return;
+	pthread_mutex_lock(&m->mu);
+	pbox_txn *old = NULL;
+	for (pbox_txn *t = m->active; t; t = t->next)
+		if (!atomic_load(&t->retired) && t->snap < atomic_load(&m->visible) &&
+		    (!old || t->snap < old->snap))
+			old = t;
+	if (old) {
+		atomic_store(&old->retired, true);
+		m->retired++;
+	}
+	uint64_t h = pbox__txn_horizon(m);
+	pthread_mutex_unlock(&m->mu);
+	if (old)
+		pbox__vs_collect(m, h);
+}
+
+void pbox_txn_get_stats(pbox_store *st, pbox_txn_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	txnmgr *m = st ? pbox__txn_mgr_peek(st) : NULL;
+	if (!m)
+		return;
+	uint64_t now = pbox_now_ns();
+	pthread_mutex_lock(&m->mu);
+	s->active = m->nactive;
+	for (pbox_txn *t = m->active; t; t = t->next)
+		if (now - t->begin_ns > s->oldest_snapshot_ms * 1000000ull)
+			s->oldest_snapshot_ms = (now - t->begin_ns) / 1000000ull;
+	s->commits = m->commits;
+	s->aborts = m->aborts;
+	s->conflicts = m->conflicts;
+	s->retired = m->retired;
+	s->recovered = m->recovered;
+	pthread_mutex_unlock(&m->mu);
+	s->versions = atomic_load(&m->nversions);
+	s->version_bytes = atomic_load(&m->vbytes);
+}

@@ -1,0 +1,203 @@
+/*
+ * txn_int.h — private to the btree library: transactions (pbox/txn.h).
+ *
+ * Files:
+ *   txn.c         the per-store manager (timestamps, open transactions, in-flight commits,
+ *                 the switch between the plain and the transactional single-key path),
+ *                 begin / put / del / commit / abort
+ *   txn_vs.c      the version store: key entries with commit locks and old versions, and
+ *                 their garbage collection
+ *   txn_read.c    reads in a snapshot: get, scan (merging the tree, the versions and the
+ *                 transaction's own writes), cursors
+ *   txn_log.c     the logical log records of a commit and their recovery
+ *   txn_single.c  single-key changes outside transactions
+ *
+ * Timestamps. clock counts commits (transactions and, while transactions are open,
+ * single-key changes): a commit takes ts = ++clock once it holds its keys' locks. visible is
+ * the highest ts such that every commit with ts <= visible has been installed completely; a
+ * snapshot is the value of visible when its transaction began, and sees exactly the commits
+ * with ts <= snapshot.
+ *
+ * Versions (invariant V): before a commit with ts T changes key k in the tree, it pushes a
+ * version (T, the value k had before) onto k's entry, holding k's commit lock. So a reader
+ * with snapshot s that reads k in the tree and then looks at k's entry finds the value it
+ * must see: the before-value of the oldest version with ts > s, or (none) the tree's value.
+ * Versions with ts <= horizon (the oldest open snapshot, or visible when none is open) are
+ * never needed again and are freed, oldest first.
+ *
+ * Locks: a key's commit lock is held from a commit's validation to the end of its install;
+ * other commits conflict on it (no waiting), single-key changes wait for it.
+ *
+ * The plain path (mode 0): while no transaction is open, single-key changes skip all of this
+ * (no version can be needed: no snapshot exists). The first begin switches to mode 1 and
+ * waits until the single-key changes that entered the plain path before the switch are done
+ * (they count themselves in fast[] stripes). The last transaction to end switches back.
+ *
+ * Lock order: mgr->mu, then mgr->vs; the store's extension lock before mgr->mu (log floor).
+ */
+#ifndef PBOX_BT_TXN_INT_H
+#define PBOX_BT_TXN_INT_H
+
+#include <pbox/txn.h>
+
+#include "tree_int.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* Logical record types (in the btree's published range). Payloads in txn_log.c. */
+#define REDO_TXN_OPS (PBOX_REDO_TYPE_USER + 0x18)
+#define REDO_TXN_COMMIT (PBOX_REDO_TYPE_USER + 0x19)
+#define REDO_TXN_END (PBOX_REDO_TYPE_USER + 0x1a)
+PBOX_STATIC_ASSERT(REDO_TXN_END <= PBOX_BT_REDO_TYPE_LAST, "in the btree's range");
+
+/* an old version of a key: its value before the commit with timestamp ts */
+typedef struct ver {
+	struct ver *older, *newer; /* the key's chain, newest first */
+	struct ver *gnext, *gprev; /* every version, in the order pushed (GC, scans) */
+	struct kent *k;
+	uint64_t ts;
+	uint64_t seq;              /* push order */
+	uint32_t vlen;
+	bool absent;               /* the key did not exist before ts */
+	unsigned char *val;
+} ver;
+
+/* a key with versions or a commit lock (in mgr->tab) */
+typedef struct kent {
+	struct kent *hnext;
+	uint64_t hash;
+	pbox_pid tree;
+	uint32_t klen;
+	ver *newest;
+	const void *lock; /* the committing transaction (or single change) holding it */
+	unsigned char key[];
+} kent;
+
+typedef struct commit_slot {
+	uint64_t ts;
+	pbox_lsn floor;  /* log end before its first record (PBOX_LSN_NONE: logs nothing) */
+	struct commit_slot *next;
+} commit_slot;
+
+#define FAST_STRIPES 32
+typedef struct fast_stripe {
+	_Atomic uint64_t n;
+	char pad[PBOX_CACHELINE - 8];
+} fast_stripe;
+
+typedef struct rec_txn rec_txn; /* recovery's view of a logged transaction (txn_log.c) */
+
+typedef struct txnmgr {
+	pbox_store *st;
+	uint32_t ps;
+	/* mu: clock, the open transactions, the in-flight commits, mode changes, stats */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;         /* a commit ended (single changes wait for locks on it) */
+	uint64_t clock;
+	_Atomic uint64_t visible;
+	pbox_txn *active;          /* open transactions (doubly linked through prev/next) */
+	uint64_t nactive;
+	uint64_t nsingle;          /* single changes on the transactional path now */
+	commit_slot *inflight;     /* ascending ts */
+	uint64_t commits, aborts, conflicts, retired, recovered;
+	/* mode: 0 plain, 2 switching, 1 transactional (see the top comment) */
+	_Atomic int mode;
+	fast_stripe fast[FAST_STRIPES];
+	/* vs: the key table, every version, every lock */
+	pthread_rwlock_t vs;
+	kent **tab;
+	size_t nbuckets, nkeys;
+	ver *ghead, *gtail;
+	uint64_t pushes;
+	_Atomic uint64_t nversions, vbytes, push_seq;
+	_Atomic uint64_t cap;
+	/* recovery only (single-threaded, during open) */
+	rec_txn *rec;
+	uint64_t rec_maxts;
+} txnmgr;
+
+struct pbox_txn {
+	txnmgr *m;
+	pbox_store *st;
+	unsigned flags;
+	uint64_t snap;
+	uint64_t begin_ns;
+	bool doomed;
+	_Atomic bool retired;
+	pbox_txn *prev, *next;     /* mgr->active */
+	/* the write set: a hash table of went, and a list in insertion order */
+	struct went **wtab;
+	size_t wcap, wn, bytes;
+	struct went *whead, *wtail;
+	struct txn_cur *cursors;   /* open on this transaction (txn_read.c) */
+};
+
+typedef struct went {
+	struct went *hnext, *next;
+	uint64_t hash;
+	pbox_pid tree;
+	uint32_t klen, vlen;
+	bool del;
+	unsigned char *val;
+	unsigned char key[];
+} went;
+
+/* ---- txn.c ---------------------------------------------------------------------------- */
+/* The manager of st (created on first use); NULL on -ENOMEM. */
+txnmgr *pbox__txn_mgr(pbox_store *st);
+/* The manager if one exists (no creation). */
+txnmgr *pbox__txn_mgr_peek(pbox_store *st);
+uint64_t pbox__txn_hash(pbox_pid tree, const void *key, uint32_t klen);
+/* Take a commit timestamp and an in-flight slot (mu). floor: PBOX_LSN_NONE for a change
+ * that logs no logical records; anything else records the log's end now as its floor. */
+int pbox__txn_ts_begin(txnmgr *m, pbox_lsn floor, uint64_t *ts);
+/* The commit ts is installed: advance visible, wake waiters, collect versions. */
+void pbox__txn_ts_done(txnmgr *m, uint64_t ts);
+/* Back to the plain path if nothing transactional is left (mu held). */
+void pbox__txn_maybe_plain(txnmgr *m);
+/* Oldest open snapshot (mu held), or visible when none. */
+uint64_t pbox__txn_horizon(txnmgr *m);
+/* The write set entry of t for key, or NULL. */
+went *pbox__txn_wfind(pbox_txn *t, pbox_pid tree, const void *key, uint32_t klen, uint64_t h);
+
+/* ---- txn_vs.c ------------------------------------------------------------------------- */
+int pbox__vs_init(txnmgr *m);
+void pbox__vs_fini(txnmgr *m);
+/* Under vs held exclusively: the entry of key, created when create. */
+kent *pbox__vs_find(txnmgr *m, pbox_pid tree, const void *key, uint32_t klen, uint64_t h,
+		    bool create);
+/* Under vs exclusively: drop k if it holds nothing. */
+void pbox__vs_maybe_drop(txnmgr *m, kent *k);
+/* Under vs exclusively: push (ts, before) onto k. before NULL with absent. */
+int pbox__vs_push(txnmgr *m, kent *k, uint64_t ts, bool absent, const void *before,
+		  size_t blen);
+/* Free versions no snapshot needs (ts <= horizon). Takes vs. */
+void pbox__vs_collect(txnmgr *m, uint64_t horizon);
+/* The value key had at snapshot s, from its versions (vs held, shared or exclusive):
+ * 1 with *absent / *val / *vlen set when a version decides, 0 when the tree's value is the
+ * one (no version newer than s). */
+int pbox__vs_at(const kent *k, uint64_t s, bool *absent, const unsigned char **val,
+		uint32_t *vlen);
+/* Is there a committed version newer than s, or a lock by someone else? (vs held) */
+bool pbox__vs_conflicts(const kent *k, uint64_t s, const void *me);
+
+/* ---- txn_log.c ------------------------------------------------------------------------ */
+/* Log t's write set and its commit record as commit ts; durable per flags. */
+int pbox__txn_log_commit(pbox_txn *t, uint64_t ts, unsigned flags);
+int pbox__txn_log_end(pbox_store *st, uint64_t ts);
+void pbox__txn_rec_free(txnmgr *m);
+/* The logical handler (arg: the record type) and the post-recovery hook, in
+ * pbox_bt_redo_handlers (redo.c). */
+int pbox__txn_rec_logical(pbox_store *st, const void *payload, uint32_t len, pbox_lsn lsn,
+			  void *arg);
+int pbox__txn_rec_done(pbox_store *st, void *arg);
+/* Over the version cap: retire the oldest snapshot (txn.c). */
+void pbox__txn_enforce_cap(txnmgr *m);
+
+/* ---- txn_read.c ----------------------------------------------------------------------- */
+/* Close t's cursors' link to it (the transaction ends). */
+void pbox__txn_cursors_detach(pbox_txn *t);
+/* Cursor calls on a transaction's cursor: declared in tree_int.h (cursor.c delegates). */
+
+#endif
