@@ -65,16 +65,21 @@ int pbox_txn_get(pbox_txn *t, pbox_bt *bt, const void *key, size_t klen, void *b
 	if (cap && !buf)
 		return PBOX_EINVAL;
 	uint32_t kl = (uint32_t)klen;
-	uint64_t h = pbox__txn_hash(bt->root, key, kl);
-	went *w = pbox__txn_wfind(t, bt->root, key, kl, h);
-	if (w)
-		return w->del ? PBOX_ENOTFOUND : give(w->val, w->vlen, buf, cap, vlen);
+	uint64_t h = 0; /* hashed only when there is somewhere to look it up */
+	if (t->wn) {
+		h = pbox__txn_hash(bt->root, key, kl);
+		went *w = pbox__txn_wfind(t, bt->root, key, kl, h);
+		if (w)
+			return w->del ? PBOX_ENOTFOUND : give(w->val, w->vlen, buf, cap, vlen);
+	}
 	size_t tl = 0;
 	r = pbox_bt_lookup(bt, key, klen, buf, cap, &tl);
 	if (r && r != PBOX_ENOTFOUND && r != PBOX_ETOOSMALL)
 		return r;
 	txnmgr *m = t->m;
 	if (atomic_load_explicit(&m->nversions, memory_order_acquire)) {
+		if (!t->wn)
+			h = pbox__txn_hash(bt->root, key, kl);
 		pthread_rwlock_rdlock(&m->vs);
 		kent *k = pbox__vs_find(m, bt->root, key, kl, h, false);
 		bool absent = false;
@@ -239,7 +244,7 @@ static int v_refresh(view_scan *s, bool all)
 	pthread_rwlock_unlock(&m->vs);
 	if (!r && retired)
 		r = PBOX_ESNAPSHOT;
-	if (!r && s->v.n != before)
+	if (!r && s->v.n > 1 && s->v.n != before)
 		qsort(s->v.v, s->v.n, sizeof(item), item_cmp);
 	return r;
 }
@@ -346,6 +351,39 @@ static int emit_range(view_scan *s, const void *bound, uint32_t bl, bool bounded
 	}
 }
 
+/* The fast path: nothing of the transaction's own and no version in the range when the
+ * scan began — the tree's pairs are the snapshot's, and go to the callback as the tree scan
+ * delivers them (no copy), for as long as no version has been pushed since: a commit pushes
+ * its version before it changes the tree, so a leaf read while the push count is unchanged
+ * holds nothing newer than the snapshot. At the first push the scan stops, remembers the
+ * last key delivered, and the merging path goes on from there. */
+typedef struct stream_arg {
+	view_scan *s;
+	pbox_bt_scan_fn fn;
+	void *arg;
+	int user; /* the callback's non-zero return */
+	bool any;
+} stream_arg;
+
+#define STREAM_PUSHED 0x7fff0002
+
+static int stream_cb(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+	stream_arg *a = arg;
+	view_scan *s = a->s;
+	if (atomic_load_explicit(&s->t->m->push_seq, memory_order_acquire) != s->vseq)
+		return STREAM_PUSHED;
+	if (s->lo_excl && s->lo && !pbox__bt_cmp_keys(key, klen, s->lo, s->lol))
+		return 0;
+	memcpy(s->cur, key, klen);
+	s->curl = (uint32_t)klen;
+	a->any = true;
+	int r = a->fn(key, klen, val, vlen, a->arg);
+	if (r)
+		a->user = r;
+	return r;
+}
+
 static int view_scan_run(view_scan *s, pbox_bt_scan_fn fn, void *arg)
 {
 	pbox_txn *t = s->t;
@@ -356,13 +394,27 @@ static int view_scan_run(view_scan *s, pbox_bt_scan_fn fn, void *arg)
 			r = ipush(&s->w, w->key, w->klen, w->val, w->vlen, w->del);
 	if (r)
 		return r;
-	qsort(s->w.v, s->w.n, sizeof(item), item_cmp);
+	if (s->w.n > 1)
+		qsort(s->w.v, s->w.n, sizeof(item), item_cmp);
 	if ((r = v_refresh(s, true)))
 		return r;
 	s->w.at = s->rev ? s->w.n : 0;
 	s->cur = pbox_malloc(PBOX_BT_KEY_MAX_ANY + 1);
 	if (!s->cur)
 		return -ENOMEM;
+	if (!s->w.n && !s->v.n) {
+		stream_arg a = { .s = s, .fn = fn, .arg = arg };
+		r = pbox_bt_scan_ex(s->bt, s->lo, s->lol, s->hi, s->hil,
+				    s->rev ? PBOX_BT_SCAN_REVERSE : 0, stream_cb, &a);
+		if (a.user)
+			return a.user;
+		if (r != STREAM_PUSHED)
+			return r == 0 && atomic_load(&s->t->retired) ? PBOX_ESNAPSHOT : r;
+		/* a version was pushed: merge from the last key delivered on */
+		s->have_cur = a.any;
+		if ((r = v_refresh(s, false)))
+			return r;
+	}
 	for (;;) {
 		iclear(&s->tree);
 		chunk_arg a = { .s = s, .r = 0 };

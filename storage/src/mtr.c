@@ -57,6 +57,11 @@ static int held(const pbox_mtr *m, pbox_pid pid)
 	return -1;
 }
 
+bool pbox_mtr_holds(const pbox_mtr *m, pbox_pid pid)
+{
+	return m && held(m, pid) >= 0;
+}
+
 int pbox_mtr_fix(pbox_mtr *m, pbox_pid pid, void **page)
 {
 	if (held(m, pid) < 0) {

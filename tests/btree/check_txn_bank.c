@@ -9,8 +9,8 @@
  * every balance three ways — pbox_txn_get, pbox_txn_scan (either direction) and a
  * transaction cursor (either direction) — each sum must be the constant and the three must
  * agree account by account. A small pool and frequent background checkpoints run beside
- * them. The run lasts 2 s x PBOX_STRESS_SCALE (time-bounded, so ThreadSanitizer stays
- * quick); it asserts that every writer committed and every reader read (counts, not rates:
+ * them. The run lasts 2 s x PBOX_STRESS_SCALE (8 s under ThreadSanitizer: time-bounded,
+ * so it stays quick); it asserts that every writer committed and every reader read (counts, not rates:
  * conflicts are reported, and checked against the store's statistics, but not required).
  * Afterwards: the sum outside transactions, the tree verifies, no transaction or version is
  * left, and the sum survives a reopen.
@@ -27,6 +27,19 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* ThreadSanitizer slows the threads about tenfold: it runs longer, to see as many
+ * interleavings (still a bound on time, not a gate on counts) */
+#if defined(__SANITIZE_THREAD__)
+#define RUN_MS 8000u
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RUN_MS 8000u
+#endif
+#endif
+#ifndef RUN_MS
+#define RUN_MS 2000u
+#endif
 
 #define ACCTS 64
 #define START 1000
@@ -371,7 +384,7 @@ START_TEST(test_bank)
 	}
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	unsigned ms = 2000 * pbox_test_scale();
+	unsigned ms = RUN_MS * pbox_test_scale();
 	for (unsigned slept = 0; slept < ms && !atomic_load(&sh.bad); slept += 10)
 		usleep(10 * 1000);
 	atomic_store(&sh.stop, true);

@@ -19,8 +19,8 @@
  *   big commit  one transaction of 100,000 keys (20,000 under sanitizers: puts updating and
  *               inserting, deletes) with a pool smaller than its write set; an uncut run
  *               counts the state-changing calls of its commit, then the commit is cut at 10
- *               points spread over them and 9 more in their first tenth (6 and 5 under
- *               sanitizers; power cuts of every mode, process crashes): after recovery the
+ *               points spread over them (6 under sanitizers) and at geometric ones in their
+ *               first tenth (power cuts of every mode, process crashes): after recovery the
  *               tree holds all of it or none of it, never a mix; a commit that returned 0
  *               is all there. Both outcomes must occur
  *               (the sweep straddles the durability point).
@@ -554,16 +554,22 @@ START_TEST(test_big_commit_cut)
 	CK_RC(pbox_store_close(b.st), 0);
 	REQ_EQ(big_check(&b, n, "uncut"), ST_NEW);
 	pbox_io_memfs_destroy(b.fs);
-	fprintf(stderr, "big commit: %u keys, %llu state-changing calls in its commit, cut at %u "
-			"points%s\n", n, (unsigned long long)span, 2 * points - 1,
-		TXN_SANITIZED ? " (fewer keys and points under sanitizers)" : "");
 	REQ_GT(span, 1);
-	/* evenly spread points, and as many again within the first tenth of the calls, where
-	 * the write set is logged before its commit record (the durability point comes early) */
+	/* evenly spread points, then geometric ones (2, 3, 4, 6, 9, ...; doubling under
+	 * sanitizers) within the first tenth of the calls, where the write set is logged before
+	 * its commit record: the durability point comes early, most calls are the install */
+	uint64_t at[64];
+	unsigned np = 0;
+	for (unsigned p = 0; p < points; p++)
+		at[np++] = 1 + (span - 1) * p / (points - 1);
+	for (uint64_t x = 2; x < span / 10 && np < 64; x = TXN_SANITIZED ? 2 * x : x + (x + 1) / 2)
+		at[np++] = x;
+	fprintf(stderr, "big commit: %u keys, %llu state-changing calls in its commit, cut at %u "
+			"points%s\n", n, (unsigned long long)span, np,
+		TXN_SANITIZED ? " (fewer keys and points under sanitizers)" : "");
 	unsigned outcome[3] = { 0 }, fired = 0;
-	for (unsigned p = 0; p < 2 * points - 1; p++) {
-		uint64_t nth = p < points ? 1 + (span - 1) * p / (points - 1) :
-					    1 + (span / 10) * (p - points + 1) / points;
+	for (unsigned p = 0; p < np; p++) {
+		uint64_t nth = at[p];
 		int what = p % 5 == 4 ? PBOX_MEMFS_CRASH : (int)(p % 4);
 		char desc[96];
 		snprintf(desc, sizeof(desc), "cut at call %llu of %llu (%s)", (unsigned long long)nth,
@@ -589,7 +595,7 @@ START_TEST(test_big_commit_cut)
 		outcome[st]++;
 		pbox_io_memfs_destroy(b.fs);
 	}
-	REQ(fired >= 2 * points - 3, "the cut fired at only %u of %u points", fired, 2 * points - 1);
+	REQ(fired + 2 >= np, "the cut fired at only %u of %u points", fired, np);
 	REQ(outcome[ST_OLD] > 0 && outcome[ST_NEW] > 0, "the sweep saw only one outcome (%u none, "
 	    "%u all): it did not straddle the commit's durability point", outcome[ST_OLD],
 	    outcome[ST_NEW]);

@@ -189,6 +189,28 @@ size_t pbox_bt_batch_count(const pbox_bt_batch *b);
  * PBOX_EBUSY (nothing applied; retryable) after 10,000 conflicts in a row. */
 int pbox_bt_batch_commit(pbox_bt_batch *b, unsigned flags);
 
+/* ---- changes inside a caller's mini-transaction ---------------------------------------
+ * For structures built beside a tree (a heap page and its index entry changing atomically):
+ * the leaf change joins the caller's mtr m and commits (or is logged) with it. Only changes
+ * that need no structure change: when the entry does not fit, or the leaf is busy, the call
+ * returns PBOX_ERESTART having changed nothing — abort m (unchanged, if the tree change was
+ * the first thing it did), call pbox_bt_make_room for a missing fit, and start over.
+ * Values must fit inline (at most pbox_bt_inline_max bytes; no overflow chains: PBOX_EINVAL)
+ * and an existing value on overflow pages is not replaced here (PBOX_EINVAL). A remove does
+ * not merge an underfull leaf. The leaf is upgraded without waiting, so the caller may hold
+ * its own pages in any order. These are physical changes beside the transaction layer:
+ * while a transaction is open on the store they return PBOX_EBUSY. Otherwise as
+ * pbox_bt_insert / upsert / remove (PBOX_EEXIST, PBOX_ENOTFOUND). */
+int pbox_bt_insert_in(pbox_mtr *m, pbox_bt *bt, const void *key, size_t klen, const void *val,
+		      size_t vlen);
+int pbox_bt_upsert_in(pbox_mtr *m, pbox_bt *bt, const void *key, size_t klen, const void *val,
+		      size_t vlen);
+int pbox_bt_remove_in(pbox_mtr *m, pbox_bt *bt, const void *key, size_t klen);
+/* Split key's leaf if an entry of klen + vlen bytes would not fit (its own mtrs). */
+int pbox_bt_make_room(pbox_bt *bt, const void *key, size_t klen, size_t vlen);
+/* Longest value kept inline in a leaf for a key of klen bytes (0: klen over the limit). */
+size_t pbox_bt_inline_max(pbox_bt *bt, size_t klen);
+
 /* ---- checking ---------------------------------------------------------------------------- */
 
 typedef struct pbox_bt_verify_info {

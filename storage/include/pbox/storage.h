@@ -193,6 +193,8 @@ int pbox_mtr_fix(pbox_mtr *m, pbox_pid pid, void **page);
 /* Upgrade an optimistic read of pid (version) to an exclusive latch held by the mtr;
  * PBOX_ERESTART if the page changed since. */
 int pbox_mtr_fix_upgrade(pbox_mtr *m, pbox_pid pid, uint64_t version, void **page);
+/* Does m hold pid (latched exclusively)? */
+bool pbox_mtr_holds(const pbox_mtr *m, pbox_pid pid);
 /* Allocate a page (reusing a freed one if any), latched, zeroed, header set to type. */
 int pbox_mtr_alloc(pbox_mtr *m, uint16_t type, pbox_pid *pid, void **page);
 /* Free a page held by this mtr; it is reused by later allocations, also after restart. */
