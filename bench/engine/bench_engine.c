@@ -40,9 +40,23 @@
  *                new keys come in ascending order.
  *   commit       single-key durable commits per thread (uniform keys, updates), always
  *                durable whatever --durability says; thread counts from --commit-threads.
+ *   snapshot-get lookup inside read-only snapshots (adapter snap_begin/snap_end), one
+ *                snapshot per 100 gets; compared with lookup per run (pagebox's goal: at
+ *                least 0.9x).
+ *   snapshot-scan 2 threads: one scans 10 000 pairs from a uniform start, each scan in a
+ *                snapshot of its own (ops = pairs scanned), while the other updates uniform
+ *                keys, each put its own commit (its rate printed apart).
+ *   txn-rw       transactions (adapter txn_rw) of 8 reads and 2 read-modify-writes of
+ *                distinct uniform keys; ops = transactions; retries after conflicts printed
+ *                apart (and in the JSON).
+ *   txn-bulk     one transaction (adapter txn_bulk) of N puts: the fill as one transaction,
+ *                into an empty instance; ops = keys.
  * The others run on the instance the fill-random built (or, when fill-random is not
- * measured, on one loaded the same way without timing), in the order lookup, lookup-zipf,
- * scan100, ycsb-c, ycsb-b, ycsb-a, ycsb-f, commit, ycsb-e (last: it adds keys).
+ * measured, on one loaded the same way without timing), in the order lookup, snapshot-get,
+ * lookup-zipf, scan100, ycsb-c, ycsb-b, ycsb-a, ycsb-f, snapshot-scan, commit, ycsb-e (last:
+ * it adds keys). txn-bulk and txn-rw run on a third instance per engine and run, the
+ * transaction instance (RocksDB: a TransactionDB; bench_engine_run.c). LevelDB has no
+ * transactions: its txn-rw and txn-bulk are n/a (said after the table).
  *
  * Zipfian ranks: the rejection-free generator of Gray et al. (as YCSB uses), theta 0.99,
  * ranks scrambled over the key space by the run's random permutation.
@@ -111,8 +125,8 @@ static const pbox_bench_option extra[] = {
 	{ "engines", PBOX_BENCH_OPT_LIST, &opt_engines, "LIST",
 	  "engines to run, in this order (default: every engine built in; list below)" },
 	{ "workloads", PBOX_BENCH_OPT_LIST, &opt_workloads, "LIST",
-	  "fill-random,fill-seq,lookup,lookup-zipf,scan100,ycsb-a,ycsb-b,ycsb-c,ycsb-e,ycsb-f,commit "
-	  "(default: all)" },
+	  "fill-random,fill-seq,lookup,lookup-zipf,scan100,ycsb-a,ycsb-b,ycsb-c,ycsb-e,ycsb-f,commit,"
+	  "snapshot-get,snapshot-scan,txn-rw,txn-bulk (default: all)" },
 	{ "commit-threads", PBOX_BENCH_OPT_STRING, &opt_commit_threads, "LIST",
 	  "thread counts of the commit workload (default " DEFAULT_COMMIT_THREADS ")" },
 	{ "baseline", PBOX_BENCH_OPT_STRING, &opt_baseline, "ENGINE",
@@ -148,7 +162,8 @@ static const pbox_bench_option extra[] = {
 
 const char *const pbe__wname[W_COUNT] = { "fill-random", "fill-seq", "lookup", "lookup-zipf",
 					  "scan100", "ycsb-a", "ycsb-b", "ycsb-c", "ycsb-e",
-					  "ycsb-f", "commit" };
+					  "ycsb-f", "commit", "snapshot-get", "snapshot-scan",
+					  "txn-rw", "txn-bulk" };
 bool pbe__want[W_COUNT];
 
 const pbe_adapter *const pbe__adapters[PBE__NADAPTERS] = {
@@ -175,6 +190,7 @@ size_t pbe__sel[PBE__NADAPTERS], pbe__nsel;
 size_t *pbe__order;
 unsigned pbe__order_runs;
 char pbe__open_msg[PBE__NADAPTERS][256];
+char pbe__open_msg_txn[PBE__NADAPTERS][256];
 uint64_t pbe__data_bytes[PBE__NADAPTERS];
 bool pbe__data_settled[PBE__NADAPTERS];
 bool pbe__oom_run;
@@ -335,7 +351,7 @@ int main(int argc, char **argv)
 			       2.0, "1,2");
 	cfg.extra = extra;
 	cfg.nextra = sizeof(extra) / sizeof(extra[0]);
-	char usage[4096], names[256] = "";
+	char usage[8192], names[256] = "";
 	for (size_t a = 0; a < PBE__NADAPTERS; a++)
 		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
 			 a ? ", " : "", pbe__adapters[a]->name);
@@ -345,11 +361,14 @@ int main(int argc, char **argv)
 		 "lookup-zipf, scan100, ycsb-a (50%% reads/50%% updates), ycsb-b (95/5), ycsb-c (reads),\n"
 		 "ycsb-e (95%% scans of 1..100 / 5%% inserts), ycsb-f (50%% reads/50%% read-modify-write)\n"
 		 "(each --seconds per thread count of --threads), commit (single-key durable commits,\n"
-		 "per thread count of --commit-threads). YCSB and lookup-zipf keys: Zipfian 0.99.\n"
+		 "per thread count of --commit-threads), snapshot-get (lookups, 100 per read-only\n"
+		 "snapshot), snapshot-scan (1 thread scanning 10000 pairs per snapshot, 1 thread\n"
+		 "updating), txn-rw (transactions of 8 reads + 2 read-modify-writes, retried on\n"
+		 "conflicts), txn-bulk (the fill as one transaction). YCSB and lookup-zipf keys:\n"
+		 "Zipfian 0.99; the others uniform. LevelDB: no transactions (txn-* n/a).\n"
 		 "Keys: 8-byte big-endian integers, a random permutation of [0, N).\n"
-		 "Fill batches: pagebox's are not atomic (1000 single-key inserts, + 1 WAL flush when\n"
-		 "durable; its atomic batches hold at most 24 leaves); every peer's is one atomic\n"
-		 "transaction or write batch. The table's note column says so per engine.\n"
+		 "Fill batches: one atomic write transaction, write batch or pbox_bt_batch of 1000\n"
+		 "in every engine. The table's note column says what each engine's is.\n"
 		 "Runs: every engine once per run, in an order shuffled per run (seed --seed + run,\n"
 		 "printed); the table gives the ratio of medians to the baseline and the median and\n"
 		 "min-max of the per-run ratios.\n"
@@ -558,12 +577,26 @@ int main(int argc, char **argv)
 		size_t a = pbe__sel[i];
 		char db[32];
 		fmt_mib(db, sizeof(db), pbe__data_bytes[a]);
+		if (!pbe__open_msg[a][0]) { /* only the transaction instance ran */
+			printf("- %s %s: transaction instance: %s\n", pbe__adapters[a]->name,
+			       pbe__adapters[a]->version,
+			       pbe__open_msg_txn[a][0] ? pbe__open_msg_txn[a] : "not opened");
+			continue;
+		}
 		printf("- %s %s: %s; data after the fill%s: %s", pbe__adapters[a]->name,
 		       pbe__adapters[a]->version, pbe__open_msg[a],
 		       pbe__data_settled[a] ? " and its settle" : "", db);
 		if (pbe__oom_run && pbe__data_bytes[a])
 			printf(" (%.1fx the budget)",
 			       (double)pbe__data_bytes[a] / (double)pbe__opt_budget);
+		size_t ml = strlen(pbe__open_msg[a]);
+		if (pbe__open_msg_txn[a][0] && strcmp(pbe__open_msg_txn[a], pbe__open_msg[a])) {
+			if (!strncmp(pbe__open_msg_txn[a], pbe__open_msg[a], ml))
+				printf("; transaction instance: the same, plus \"%s\"",
+				       pbe__open_msg_txn[a] + ml);
+			else
+				printf("; transaction instance: %s", pbe__open_msg_txn[a]);
+		}
 		printf("\n");
 	}
 	printf("\n");
@@ -595,8 +628,21 @@ int main(int argc, char **argv)
 	}
 	if (pbe__want[W_FILL_RANDOM] || pbe__want[W_FILL_SEQ])
 		printf("\nfill-*: ops = keys inserted, latency = one batch of %u inserts with its "
-		       "commit; the note column says whether the engine's batch is atomic (pagebox's "
-		       "is not).", BATCH);
+		       "commit; the note column says what the engine's atomic batch is.", BATCH);
+	if (pbe__want[W_TXN_BULK])
+		printf("\ntxn-bulk: ops = keys put in one transaction (ops/s = keys / time to "
+		       "commit), into an empty instance; latency = that transaction.");
+	if (pbe__want[W_TXN_RW])
+		printf("\ntxn-rw: ops = transactions of %u reads + %u read-modify-writes (uniform "
+		       "keys); latency = one transaction with its retries.", TXN_READS, TXN_WRITES);
+	if (pbe__want[W_SNAPSHOT_GET])
+		printf("\nsnapshot-get: ops = gets, %u per read-only snapshot (its begin and end "
+		       "counted); latency sampled on one get in %u.", SNAP_GETS,
+		       LOOKUP_SAMPLE_MASK + 1);
+	if (pbe__want[W_SNAPSHOT_SCAN])
+		printf("\nsnapshot-scan: ops = pairs scanned by 1 thread, %u per snapshot, while 1 "
+		       "writer thread updates; latency = one scan with its snapshot; CPU per pair "
+		       "includes the writer's.", SNAP_SCAN_LEN);
 	if (pbe__want[W_SCAN100])
 		printf("\nscan100: ops = scans of %u pairs.", SCAN_LEN);
 	if (pbe__want[W_YCSB_E])
@@ -607,6 +653,7 @@ int main(int argc, char **argv)
 		printf("\nlookup, lookup-zipf: latency sampled on one operation in %u.",
 		       LOOKUP_SAMPLE_MASK + 1);
 	printf("\n");
+	pbe__print_txn_summary();
 	if (opt_json && pbe__write_json(opt_json, &cfg, date))
 		status = 1;
 	if (opt_plot && !status && pbe__write_plots(opt_plot, &cfg))

@@ -18,7 +18,8 @@
  *   pbe__baseline, pbe__commit_threads, pbe__topo, pbe__pin_policy
  *                                   main, before the first run
  *   pbe__run                        bench_engine_run.c (per engine instance and measurement)
- *   pbe__open_msg, pbe__data_bytes  bench_engine_run.c, read by the output
+ *   pbe__open_msg, pbe__open_msg_txn, pbe__data_bytes
+ *                                   bench_engine_run.c, read by the output
  *   pbe__oom_run                    main, before the first run
  *   pbe__order                      main, before each run (the run's shuffled engine order)
  *   pbe__settle                     bench_engine_run.c (between measurements), read by the
@@ -55,6 +56,10 @@
 #define DEFAULT_COMMIT_THREADS "1,2,4,8,16,32"
 #define NO_NUMA UINT64_MAX
 #define WARMUP_MAX 100000ull	/* default warm-up: min(keys / 10, this) pairs read */
+#define SNAP_GETS 100u		/* snapshot-get: gets per read-only snapshot */
+#define SNAP_SCAN_LEN 10000u	/* snapshot-scan: pairs per scan (one snapshot each) */
+#define TXN_READS 8u		/* txn-rw: keys read per transaction */
+#define TXN_WRITES 2u		/* txn-rw: keys read, then updated, per transaction */
 
 #define PBE_BAD_DATA (-49999) /* a read returned wrong data (the driver's own code) */
 #define PBE_PIN_FAILED (-49998) /* --pin: the OS refused (the driver's own code) */
@@ -72,7 +77,8 @@ extern uint64_t pbe__opt_seed;	  /* --seed: run r uses seed + r (keys and engine
 
 enum {
 	W_FILL_RANDOM, W_FILL_SEQ, W_LOOKUP, W_LOOKUP_ZIPF, W_SCAN100, W_YCSB_A, W_YCSB_B,
-	W_YCSB_C, W_YCSB_E, W_YCSB_F, W_COMMIT, W_COUNT
+	W_YCSB_C, W_YCSB_E, W_YCSB_F, W_COMMIT, W_SNAPSHOT_GET, W_SNAPSHOT_SCAN, W_TXN_RW,
+	W_TXN_BULK, W_COUNT
 };
 extern const char *const pbe__wname[W_COUNT]; /* the workload names of the reports */
 extern bool pbe__want[W_COUNT];		     /* the workloads asked for */
@@ -98,6 +104,8 @@ enum {
 extern const pbe_adapter *const pbe__adapters[PBE__NADAPTERS];
 extern size_t pbe__sel[PBE__NADAPTERS], pbe__nsel; /* the engines run, in --engines order */
 extern char pbe__open_msg[PBE__NADAPTERS][256];	    /* each engine's settings line from open */
+extern char pbe__open_msg_txn[PBE__NADAPTERS][256]; /* the same for its transaction instance
+							(txn-bulk, txn-rw), or "" */
 extern uint64_t pbe__data_bytes[PBE__NADAPTERS];    /* each engine's data after the last fill,
 							or after its first settle if any */
 extern bool pbe__data_settled[PBE__NADAPTERS];	    /* pbe__data_bytes is after a settle */
@@ -125,7 +133,7 @@ int pbe__dvec_push(pbe__dvec *d, double x);
 /* What the settle step cost each engine: informational, never part of a rate. */
 typedef struct pbe__settle_stats {
 	pbe__dvec first;  /* seconds of the first settle of an instance (after the fill and
-			     --check), one per run */
+			     --check), one per run and instance (main; transaction, for txn-rw) */
 	pbe__dvec later;  /* seconds of the settles before the later cells */
 	pbe__dvec warmup; /* seconds of each warm-up */
 	unsigned incomplete; /* settles that reported a note (a bound hit) */
@@ -215,6 +223,8 @@ static inline bool value_ok(const unsigned char *v, size_t vlen, uint32_t vsize,
 
 typedef struct worker {
 	uint64_t ops;
+	uint64_t retries; /* txn-rw: transactions run again after a conflict */
+	uint64_t aux_ops; /* snapshot-scan's writer thread: its updates (not in ops) */
 	int err;	/* adapter return code, or PBE_BAD_DATA */
 	char what[160]; /* what went wrong */
 	pbox_bench_hist hist;
@@ -233,6 +243,8 @@ typedef struct pbe__run_state {
 	bool seq;	  /* fill order */
 	unsigned order_pos; /* the engine's 1-based position in this run's engine order */
 	_Atomic uint64_t next_key; /* ycsb-e: the next new key (N, N+1, ... per instance) */
+	pbe_kv *bulk;	  /* txn-bulk: the n pairs of its one transaction, built untimed */
+	bool txn_inst;	  /* the transaction instance is open (not the main one) */
 	worker w[PBOX_BENCH_MAX_THREADS];
 } pbe__run_state;
 
@@ -274,9 +286,19 @@ typedef struct pbe__reports {
 
 extern pbe__reports pbe__rep;
 
+/* What a row has beyond the CSV schema (JSON and the printed summaries only); -1: n/a. */
+typedef struct pbe__row_extra {
+	int64_t retries;    /* txn-rw: transactions run again after a conflict */
+	int64_t writer_ops; /* snapshot-scan: the writer thread's updates */
+} pbe__row_extra;
+
 /* Record a measured row of the current workload (pbe__run.workload): to the CSV at once,
- * and kept for the printed tables, the JSON file and the plots. */
-int pbe__add_row(const pbox_bench_row *row, bool ranked);
+ * and kept (row->note copied) for the printed tables, the JSON file and the plots. */
+int pbe__add_row(const pbox_bench_row *row, bool ranked, pbe__row_extra x);
+/* After the table: txn-rw retries, snapshot-scan's writer rate, snapshot-get against
+ * lookup (per-run ratios; pagebox's goal), and the n/a cells (engines without
+ * transactions or snapshots). */
+void pbe__print_txn_summary(void);
 /* Move the kept rows into the printed tables, ordered by workload, then thread count, then
  * engine (as selected), whatever order they were measured in. */
 int pbe__fill_print_reports(void);

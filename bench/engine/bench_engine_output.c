@@ -8,8 +8,13 @@
  *   - a row reaches the CSV file when it is measured (flushed), so an interrupted run keeps
  *     what it measured; the printed tables are filled only at the end, ordered by workload,
  *     then thread count, then engine in --engines order, whatever order the runs took;
- *   - fill rows carry a note (pbe__batch_note: whether the engine's batch of 1000 is atomic
- *     in this run's commit mode), printed in the table's note column and in the JSON;
+ *   - fill rows carry a note (pbe__batch_note: what the engine's atomic batch of 1000 is in
+ *     this run's commit mode), txn-bulk, txn-rw and snapshot-* rows one saying what the
+ *     engine's transaction or snapshot is; printed in the table's note column and in the
+ *     JSON (each kept row owns a copy);
+ *   - what a row has beyond the CSV schema (txn-rw's retries, snapshot-scan's writer
+ *     updates) goes to the JSON and to the summary printed after the table, never to the
+ *     CSV (its schema is fixed: bench/README.md);
  *   - in an out-of-memory run an engine without a bounded cache is never in the ranked
  *     table, never the baseline of a ratio, and is marked "(OS-cache)" in the plots;
  *   - plots are made from the medians of the kept rows; without gnuplot the data and the
@@ -33,9 +38,11 @@ extern char **environ;
 /* ---- reports --------------------------------------------------------------------------- */
 
 typedef struct jrow {
-	pbox_bench_row r; /* engine and workload point to static strings */
+	pbox_bench_row r; /* engine and workload point to static strings, note to an owned
+			     copy (or NULL) */
 	int workload;
 	bool ranked;
+	pbe__row_extra x;
 } jrow;
 
 pbe__reports pbe__rep;
@@ -45,7 +52,7 @@ static struct {
 	size_t nj, capj;
 } R;
 
-int pbe__add_row(const pbox_bench_row *row, bool ranked)
+int pbe__add_row(const pbox_bench_row *row, bool ranked, pbe__row_extra x)
 {
 	int r = pbox_bench_report_add(pbe__rep.csv, row);
 	if (r)
@@ -58,7 +65,10 @@ int pbe__add_row(const pbox_bench_row *row, bool ranked)
 		R.j = nj;
 		R.capj = nc;
 	}
-	R.j[R.nj++] = (jrow){ .r = *row, .workload = pbe__run.workload, .ranked = ranked };
+	jrow j = { .r = *row, .workload = pbe__run.workload, .ranked = ranked, .x = x };
+	if (row->note && !(j.r.note = strdup(row->note)))
+		return -ENOMEM;
+	R.j[R.nj++] = j;
 	return 0;
 }
 
@@ -69,9 +79,10 @@ const char *pbe__batch_note(const pbe_adapter *a)
 
 int pbe__fill_print_reports(void)
 {
-	static const int worder[W_COUNT] = { W_FILL_RANDOM, W_FILL_SEQ, W_LOOKUP, W_LOOKUP_ZIPF,
-					     W_SCAN100, W_YCSB_A, W_YCSB_B, W_YCSB_C, W_YCSB_E,
-					     W_YCSB_F, W_COMMIT };
+	static const int worder[W_COUNT] = { W_FILL_RANDOM, W_FILL_SEQ, W_TXN_BULK, W_LOOKUP,
+					     W_SNAPSHOT_GET, W_LOOKUP_ZIPF, W_SCAN100,
+					     W_SNAPSHOT_SCAN, W_YCSB_A, W_YCSB_B, W_YCSB_C,
+					     W_YCSB_E, W_YCSB_F, W_COMMIT, W_TXN_RW };
 	for (int wi = 0; wi < W_COUNT; wi++) {
 		unsigned last_t = 0;
 		for (;;) { /* thread counts in ascending order */
@@ -160,9 +171,22 @@ int pbe__write_json(const char *path, const pbox_bench_config *cfg, const char *
 				fprintf(f, "\\%c", *c);
 			else if ((unsigned char)*c >= 0x20)
 				fputc(*c, f);
+		fprintf(f, "\", \"transaction_instance_settings\": \"");
+		for (const char *c = pbe__open_msg_txn[a]; *c; c++)
+			if (*c == '"' || *c == '\\')
+				fprintf(f, "\\%c", *c);
+			else if ((unsigned char)*c >= 0x20)
+				fputc(*c, f);
 		fprintf(f, "\", \"data_bytes\": %" PRIu64 ", \"fill_batch\": \"%s\", "
+			   "\"transactions\": %s%s%s, \"snapshots\": %s%s%s, "
 			   "\"settle\": \"%s\", \"settle_after_fill_s\": [",
 			pbe__data_bytes[a], pbe__batch_note(pbe__adapters[a]),
+			pbe__adapters[a]->txn_how ? "\"" : "",
+			pbe__adapters[a]->txn_how ? pbe__adapters[a]->txn_how : "null",
+			pbe__adapters[a]->txn_how ? "\"" : "",
+			pbe__adapters[a]->snap_how ? "\"" : "",
+			pbe__adapters[a]->snap_how ? pbe__adapters[a]->snap_how : "null",
+			pbe__adapters[a]->snap_how ? "\"" : "",
 			pbe__adapters[a]->settle_how);
 		const pbe__settle_stats *st = &pbe__settle[a];
 		for (size_t k = 0; k < st->first.n; k++)
@@ -185,7 +209,14 @@ int pbe__write_json(const char *path, const pbox_bench_config *cfg, const char *
 		json_num(f, "cpu_us_per_op", j->r.cpu_us_per_op, false);
 		json_int(f, "peak_rss_bytes", j->r.peak_rss_bytes, false);
 		json_int(f, "engine_order", j->r.engine_order, false);
-		json_num(f, "settle_seconds", j->r.settle_s, true);
+		json_num(f, "settle_seconds", j->r.settle_s, false);
+		json_int(f, "retries", j->x.retries, false);
+		json_int(f, "writer_ops", j->x.writer_ops, false);
+		fprintf(f, "\"note\": ");
+		if (j->r.note)
+			fprintf(f, "\"%s\"", j->r.note); /* static adapter strings: no escapes */
+		else
+			fprintf(f, "null");
 		fprintf(f, "}%s\n", i + 1 < R.nj ? "," : "");
 	}
 	fprintf(f, "  ]\n}\n");
@@ -197,9 +228,154 @@ int pbe__write_json(const char *path, const pbox_bench_config *cfg, const char *
 
 void pbe__output_fini(void)
 {
+	for (size_t i = 0; i < R.nj; i++)
+		free((char *)R.j[i].r.note);
 	free(R.j);
 	R.j = NULL;
 	R.nj = R.capj = 0;
+}
+
+/* ---- the summary after the table -------------------------------------------------------- */
+
+static const jrow *find_row(int w, unsigned threads, const char *engine, unsigned run)
+{
+	for (size_t i = 0; i < R.nj; i++) {
+		const jrow *j = &R.j[i];
+		if (j->workload == w && j->r.threads == threads && j->r.run == run &&
+		    !strcmp(j->r.engine, engine))
+			return j;
+	}
+	return NULL;
+}
+
+static double row_rate(const jrow *j, uint64_t count)
+{
+	return j->r.seconds > 0 ? (double)count / j->r.seconds : 0;
+}
+
+/* The thread counts workload w was measured at, ascending (at most cap). */
+static size_t thread_counts(int w, unsigned *out, size_t cap)
+{
+	size_t n = 0;
+	unsigned last = 0;
+	for (;;) {
+		unsigned t = UINT32_MAX;
+		for (size_t i = 0; i < R.nj; i++)
+			if (R.j[i].workload == w && R.j[i].r.threads > last && R.j[i].r.threads < t)
+				t = R.j[i].r.threads;
+		if (t == UINT32_MAX || n == cap)
+			return n;
+		out[n++] = last = t;
+	}
+}
+
+/* "median (min–max)" of v[0..n), each number with dec decimals and the suffix. */
+static void print_spread(const double *v, size_t n, int dec, const char *suffix)
+{
+	pbox_bench_summary s = pbox_bench_summarize(v, n);
+	printf("%.*f%s", dec, s.median, suffix);
+	if (n > 1)
+		printf(" (%.*f%s–%.*f%s)", dec, s.min, suffix, dec, s.max, suffix);
+}
+
+void pbe__print_txn_summary(void)
+{
+	unsigned runs = 0;
+	for (size_t i = 0; i < R.nj; i++)
+		if (R.j[i].r.run > runs)
+			runs = R.j[i].r.run;
+	double *v = runs ? malloc(runs * sizeof(*v)) : NULL;
+	if (runs && !v)
+		return;
+	unsigned tl[PBOX_BENCH_MAX_THREADS];
+	/* n/a cells */
+	for (size_t e = 0; e < pbe__nsel; e++) {
+		const pbe_adapter *ad = pbe__adapters[pbe__sel[e]];
+		bool no_txn = (pbe__want[W_TXN_RW] && !ad->txn_rw) ||
+			      (pbe__want[W_TXN_BULK] && !ad->txn_bulk);
+		bool no_snap = (pbe__want[W_SNAPSHOT_GET] || pbe__want[W_SNAPSHOT_SCAN]) &&
+			       !ad->snap_begin;
+		if (no_txn)
+			printf("\nn/a: %s has no transactions: %s%s%s not measured.", ad->name,
+			       pbe__want[W_TXN_BULK] ? "txn-bulk" : "",
+			       pbe__want[W_TXN_BULK] && pbe__want[W_TXN_RW] ? ", " : "",
+			       pbe__want[W_TXN_RW] ? "txn-rw" : "");
+		if (no_snap)
+			printf("\nn/a: %s has no snapshots: snapshot-get, snapshot-scan not measured.",
+			       ad->name);
+	}
+	/* txn-rw retries per 1000 transactions, per run */
+	size_t ntl = thread_counts(W_TXN_RW, tl, PBOX_BENCH_MAX_THREADS);
+	if (ntl)
+		printf("\ntxn-rw retries (transactions run again after a conflict) per 1000 "
+		       "transactions, median (min–max) over runs:");
+	for (size_t ti = 0; ti < ntl; ti++) {
+		printf("\n- threads=%u:", tl[ti]);
+		for (size_t e = 0; e < pbe__nsel; e++) {
+			const char *en = pbe__adapters[pbe__sel[e]]->name;
+			size_t n = 0;
+			for (unsigned r = 1; r <= runs; r++) {
+				const jrow *j = find_row(W_TXN_RW, tl[ti], en, r);
+				if (j && j->r.ops && j->x.retries >= 0)
+					v[n++] = 1000.0 * (double)j->x.retries / (double)j->r.ops;
+			}
+			if (!n)
+				continue;
+			printf(" %s ", en);
+			print_spread(v, n, 2, "");
+			printf(";");
+		}
+	}
+	/* snapshot-scan: the writer's rate */
+	ntl = thread_counts(W_SNAPSHOT_SCAN, tl, PBOX_BENCH_MAX_THREADS);
+	for (size_t ti = 0; ti < ntl; ti++) {
+		printf("\nsnapshot-scan, the writer thread's single-key updates/s (%s commits), "
+		       "median (min–max) over runs:", pbe__opt_durability);
+		for (size_t e = 0; e < pbe__nsel; e++) {
+			const char *en = pbe__adapters[pbe__sel[e]]->name;
+			size_t n = 0;
+			for (unsigned r = 1; r <= runs; r++) {
+				const jrow *j = find_row(W_SNAPSHOT_SCAN, tl[ti], en, r);
+				if (j && j->x.writer_ops >= 0)
+					v[n++] = row_rate(j, (uint64_t)j->x.writer_ops);
+			}
+			if (!n)
+				continue;
+			printf(" %s ", en);
+			print_spread(v, n, 0, "");
+			printf(";");
+		}
+	}
+	/* snapshot-get against lookup: per-run ratios (same instance, same run) */
+	ntl = thread_counts(W_SNAPSHOT_GET, tl, PBOX_BENCH_MAX_THREADS);
+	if (ntl && pbe__want[W_LOOKUP])
+		printf("\nsnapshot-get / lookup (each run's snapshot-get ops/s over its lookup "
+		       "ops/s, same instance), median (min–max) over runs; pagebox's goal >= 0.9x:");
+	for (size_t ti = 0; ti < ntl && pbe__want[W_LOOKUP]; ti++) {
+		printf("\n- threads=%u:", tl[ti]);
+		for (size_t e = 0; e < pbe__nsel; e++) {
+			const char *en = pbe__adapters[pbe__sel[e]]->name;
+			size_t n = 0;
+			for (unsigned r = 1; r <= runs; r++) {
+				const jrow *sg = find_row(W_SNAPSHOT_GET, tl[ti], en, r);
+				const jrow *lk = find_row(W_LOOKUP, tl[ti], en, r);
+				if (sg && lk && lk->r.ops && row_rate(lk, lk->r.ops) > 0)
+					v[n++] = row_rate(sg, sg->r.ops) / row_rate(lk, lk->r.ops);
+			}
+			if (!n)
+				continue;
+			printf(" %s ", en);
+			print_spread(v, n, 2, "x");
+			if (!strcmp(en, "pagebox")) {
+				pbox_bench_summary sm = pbox_bench_summarize(v, n);
+				printf(" [goal >= 0.9x: %s%s]", sm.median >= 0.9 ? "met" : "NOT met",
+				       n < 5 ? ", fewer than 5 runs: indicative" : "");
+			}
+			printf(";");
+		}
+	}
+	printf("\n");
+	free(v);
 }
 
 /* ---- plots (gnuplot) ------------------------------------------------------------------ */

@@ -20,6 +20,11 @@
  *   - put = leveldb_put; put_batch = one WriteBatch of the n keys (blind writes: PBE_EXISTS
  *     is not reported); get = leveldb_get (returns a malloc'ed copy, which the adapter copies
  *     and frees: the C API has no pinned read); scan = a new iterator per scan.
+ * Snapshots (snapshot-get, snapshot-scan): leveldb_create_snapshot, the pbe_thread's own
+ * ReadOptions with that snapshot for get and scan, leveldb_release_snapshot at the end.
+ * Transactions: none in LevelDB (a WriteBatch is atomic but reads nothing and isolates
+ * nothing), so txn_rw and txn_bulk are NULL and the driver reports txn-rw and txn-bulk as
+ * n/a for LevelDB.
  * Settle (before each measured cell on the filled instance): leveldb_compact_range over the
  * whole key space (NULL, NULL): the memtable flushed and every level compacted, waited for.
  * The C API has neither a memtable flush nor a property that says whether a compaction is
@@ -58,6 +63,8 @@ struct pbe_engine {
 struct pbe_thread {
 	pbe_engine *e;
 	leveldb_writebatch_t *wb;
+	leveldb_readoptions_t *sro;	 /* reads inside snap_begin .. snap_end */
+	const leveldb_snapshot_t *snap; /* snap_begin's, or NULL */
 };
 
 static pthread_mutex_t ld_errmu = PTHREAD_MUTEX_INITIALIZER;
@@ -203,7 +210,13 @@ static int ld_thread_open(pbe_engine *e, pbe_thread **out)
 	if (!t)
 		return -ENOMEM;
 	t->e = e;
-	if (!(t->wb = leveldb_writebatch_create())) {
+	t->wb = leveldb_writebatch_create();
+	t->sro = leveldb_readoptions_create();
+	if (!t->wb || !t->sro) {
+		if (t->wb)
+			leveldb_writebatch_destroy(t->wb);
+		if (t->sro)
+			leveldb_readoptions_destroy(t->sro);
 		free(t);
 		return -ENOMEM;
 	}
@@ -213,8 +226,29 @@ static int ld_thread_open(pbe_engine *e, pbe_thread **out)
 
 static void ld_thread_close(pbe_thread *t)
 {
+	if (t->snap)
+		leveldb_release_snapshot(t->e->db, t->snap);
+	leveldb_readoptions_destroy(t->sro);
 	leveldb_writebatch_destroy(t->wb);
 	free(t);
+}
+
+static int ld_snap_begin(pbe_thread *t)
+{
+	if (t->snap)
+		return -EINVAL;
+	if (!(t->snap = leveldb_create_snapshot(t->e->db)))
+		return -ENOMEM;
+	leveldb_readoptions_set_snapshot(t->sro, t->snap);
+	return 0;
+}
+
+static int ld_snap_end(pbe_thread *t)
+{
+	leveldb_readoptions_set_snapshot(t->sro, NULL);
+	leveldb_release_snapshot(t->e->db, t->snap);
+	t->snap = NULL;
+	return 0;
 }
 
 static inline const leveldb_writeoptions_t *wopt(const pbe_engine *e)
@@ -245,7 +279,7 @@ static int ld_get(pbe_thread *t, const void *key, size_t klen, void *buf, size_t
 {
 	char *err = NULL;
 	size_t n = 0;
-	char *v = leveldb_get(t->e->db, t->e->ropt, key, klen, &n, &err);
+	char *v = leveldb_get(t->e->db, t->snap ? t->sro : t->e->ropt, key, klen, &n, &err);
 	if (err)
 		return ld_err(err);
 	if (!v)
@@ -266,7 +300,7 @@ static int ld_scan(pbe_thread *t, const void *start, size_t slen, size_t count, 
 	*n = 0;
 	if (count == 0)
 		return 0;
-	leveldb_iterator_t *it = leveldb_create_iterator(t->e->db, t->e->ropt);
+	leveldb_iterator_t *it = leveldb_create_iterator(t->e->db, t->snap ? t->sro : t->e->ropt);
 	if (!it)
 		return -ENOMEM;
 	if (slen)
@@ -325,6 +359,7 @@ const pbe_adapter pbe_leveldb_adapter = {
 	.settle_how = "leveldb_compact_range(whole key space)",
 	.batch_durable = "atomic (1 WriteBatch, synced)",
 	.batch_fast = "atomic (1 WriteBatch, unsynced)",
+	.snap_how = "leveldb_create_snapshot + ReadOptions.snapshot",
 	.tsan_skip = "libleveldb is not built with TSan: its lock-free memtable skip list publishes entries with atomics TSan cannot see, so reads of fresh entries are reported as races",
 	.open = ld_open,
 	.close = ld_close,
@@ -335,6 +370,8 @@ const pbe_adapter pbe_leveldb_adapter = {
 	.put_batch = ld_put_batch,
 	.get = ld_get,
 	.scan = ld_scan,
+	.snap_begin = ld_snap_begin,
+	.snap_end = ld_snap_end,
 	.settle = ld_settle,
 	.info = ld_info,
 	.strerror = ld_strerror,

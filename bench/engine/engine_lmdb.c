@@ -40,6 +40,16 @@
  *     serialises writers with its own mutex); MDB_NOOVERWRITE for fill-random (insert
  *     semantics, like pagebox's insert), MDB_APPEND for fill-seq (keys arrive in order: no
  *     search, full pages); puts are plain mdb_put (insert or replace);
+ *   - snapshots (snapshot-get, snapshot-scan): snap_begin drops the thread's read
+ *     transaction and renews it (a fresh snapshot), which then serves every read until
+ *     snap_end resets it (no 100-read limit inside a snapshot): LMDB's own model, a read
+ *     transaction is a snapshot;
+ *   - transactions (txn-rw): one write transaction (mdb_txn_begin(env, NULL, 0)) holding
+ *     LMDB's writer mutex: mdb_get of the read keys, mdb_get + mdb_put of the write keys,
+ *     mdb_txn_commit (synced per the commit mode). Writers are serial, so nothing ever
+ *     conflicts (no retries) and the transactions are serializable; concurrent threads wait
+ *     for the mutex. txn_bulk: one write transaction of n plain mdb_put, one commit (LMDB
+ *     spills dirty pages of a large transaction to the file itself);
  *   - maxreaders: threads + 4;
  *   - settle (before each measured cell on the filled instance): mdb_env_sync(env, 1), which
  *     in durable mode finds nothing to do and in fast mode writes the map's dirty pages.
@@ -57,6 +67,7 @@
 #define LM_STR_(x) #x
 #define LM_STR(x) LM_STR_(x)
 #define LM_READS_PER_TXN 100u /* reads served by one snapshot before it is reset */
+#define LM_VAL_MAX 65536u     /* txn_rw's value buffer (the driver's largest value) */
 
 struct pbe_engine {
 	MDB_env *env;
@@ -68,6 +79,8 @@ struct pbe_thread {
 	MDB_txn *rtxn;	   /* read-only; live for up to LM_READS_PER_TXN reads, else reset */
 	MDB_cursor *cur;   /* bound to rtxn, renewed with it */
 	unsigned reads;	   /* reads served by the live snapshot; 0: rtxn is reset */
+	bool snap;	   /* inside snap_begin .. snap_end: rtxn stays live */
+	unsigned char *buf; /* txn_rw: the new value (LM_VAL_MAX) */
 };
 
 /* The thread's snapshot for the next read: renewed if it is reset. */
@@ -88,6 +101,8 @@ static int lm_read_begin(pbe_thread *t)
 /* One read done: reset the snapshot after LM_READS_PER_TXN of them. */
 static void lm_read_end(pbe_thread *t)
 {
+	if (t->snap)
+		return; /* an explicit snapshot: live until snap_end */
 	if (++t->reads >= LM_READS_PER_TXN) {
 		mdb_txn_reset(t->rtxn);
 		t->reads = 0;
@@ -230,6 +245,7 @@ static void lm_thread_close(pbe_thread *t)
 {
 	mdb_cursor_close(t->cur);
 	mdb_txn_abort(t->rtxn);
+	free(t->buf);
 	free(t);
 }
 
@@ -259,6 +275,74 @@ static int lm_put_batch(pbe_thread *t, const pbe_kv *kv, size_t n, unsigned flag
 	for (size_t i = 0; i < n; i++) {
 		MDB_val k = { kv[i].klen, (void *)kv[i].key }, v = { kv[i].vlen, (void *)kv[i].val };
 		if ((r = mdb_put(w, t->e->dbi, &k, &v, pf))) {
+			mdb_txn_abort(w);
+			return map_rc(r);
+		}
+	}
+	return mdb_txn_commit(w);
+}
+
+static int lm_snap_begin(pbe_thread *t)
+{
+	lm_read_drop(t); /* a fresh snapshot, not the one serving the last reads */
+	int r = lm_read_begin(t);
+	if (r)
+		return r;
+	t->reads = 1; /* live */
+	t->snap = true;
+	return 0;
+}
+
+static int lm_snap_end(pbe_thread *t)
+{
+	t->snap = false;
+	lm_read_drop(t);
+	return 0;
+}
+
+static int lm_txn_rw(pbe_thread *t, const pbe_txn_rw *op, unsigned *retries)
+{
+	(void)retries; /* one writer at a time: nothing to conflict with */
+	if (!t->buf && !(t->buf = malloc(LM_VAL_MAX)))
+		return -ENOMEM;
+	lm_read_drop(t);
+	MDB_txn *w;
+	int r = mdb_txn_begin(t->e->env, NULL, 0, &w);
+	if (r)
+		return r;
+	for (unsigned i = 0; i < op->nread && !r; i++) {
+		MDB_val k = { op->klen, (void *)op->read_keys[i] }, v;
+		if (!(r = map_rc(mdb_get(w, t->e->dbi, &k, &v))))
+			r = op->fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, NULL, 0, NULL, op->arg);
+	}
+	for (unsigned i = 0; i < op->nwrite && !r; i++) {
+		MDB_val k = { op->klen, (void *)op->write_keys[i] }, v;
+		size_t olen = 0;
+		if (!(r = map_rc(mdb_get(w, t->e->dbi, &k, &v))))
+			r = op->fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, t->buf, LM_VAL_MAX,
+				   &olen, op->arg);
+		if (!r) {
+			MDB_val nv = { olen, t->buf };
+			r = map_rc(mdb_put(w, t->e->dbi, &k, &nv, 0));
+		}
+	}
+	if (r) {
+		mdb_txn_abort(w);
+		return r;
+	}
+	return mdb_txn_commit(w);
+}
+
+static int lm_txn_bulk(pbe_thread *t, const pbe_kv *kv, size_t n)
+{
+	lm_read_drop(t);
+	MDB_txn *w;
+	int r = mdb_txn_begin(t->e->env, NULL, 0, &w);
+	if (r)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		MDB_val k = { kv[i].klen, (void *)kv[i].key }, v = { kv[i].vlen, (void *)kv[i].val };
+		if ((r = mdb_put(w, t->e->dbi, &k, &v, 0))) {
 			mdb_txn_abort(w);
 			return map_rc(r);
 		}
@@ -344,6 +428,8 @@ const pbe_adapter pbe_lmdb_adapter = {
 	.settle_how = "mdb_env_sync(force)",
 	.batch_durable = "atomic (1 write txn, synced)",
 	.batch_fast = "atomic (1 write txn, unsynced)",
+	.txn_how = "1 write txn at a time (LMDB's writer mutex): serializable, never a conflict",
+	.snap_how = "read-only txn (mdb_txn_renew) held for the snapshot",
 	.open = lm_open,
 	.close = lm_close,
 	.set_durable = lm_set_durable,
@@ -353,6 +439,10 @@ const pbe_adapter pbe_lmdb_adapter = {
 	.put_batch = lm_put_batch,
 	.get = lm_get,
 	.scan = lm_scan,
+	.snap_begin = lm_snap_begin,
+	.snap_end = lm_snap_end,
+	.txn_rw = lm_txn_rw,
+	.txn_bulk = lm_txn_bulk,
 	.settle = lm_settle,
 	.info = lm_info,
 	.strerror = lm_strerror,

@@ -41,6 +41,29 @@
  *     rocksdb.compaction-pending are all 0, for at most RD_SETTLE_MAX_S (120) seconds (the
  *     note says so if the bound was hit). No manual full compaction: the LSM tree keeps the
  *     shape RocksDB's own compactions give it.
+ *   - transactions (txn-rw, txn-bulk) need a TransactionDB, which the C API can open but
+ *     not unwrap into its base DB. So an instance opened with the txn option (the driver's
+ *     transaction instance, which runs only txn-bulk and txn-rw) is a pessimistic
+ *     TransactionDB (rocksdb_transactiondb_open, default TransactionDBOptions: lock
+ *     timeout 1 s, 16 lock stripes), and every operation on it goes through the
+ *     rocksdb_transactiondb_* calls (its plain puts and batches take the key locks too);
+ *     every other instance stays a plain DB, as users who need no transactions open it;
+ *   - txn_rw: one rocksdb_transaction_t per pbe_thread, reused (rocksdb_transaction_begin
+ *     with old_txn), TransactionOptions.set_snapshot = true, so the reads see the
+ *     transaction's snapshot (ReadOptions.snapshot = rocksdb_transaction_get_snapshot) and
+ *     a GetForUpdate of a key written since then fails (Busy): snapshot isolation like
+ *     WiredTiger's and pagebox's. Read keys: rocksdb_transaction_get_pinned; write keys:
+ *     rocksdb_transaction_get_pinned_for_update (exclusive lock, held to the commit), then
+ *     rocksdb_transaction_put, taken in key order (the locks always in the same order:
+ *     no deadlock between two transactions, the standard practice with pessimistic
+ *     locks); commit with the commit mode's WriteOptions (sync in durable mode). A Busy,
+ *     TimedOut (lock wait over 1 s) or TryAgain status rolls back and runs the whole
+ *     transaction again (a retry) after the driver's back-off (pbe_txn_backoff);
+ *   - txn_bulk: one transaction (no snapshot: blind writes) of n rocksdb_transaction_put,
+ *     one commit (each put locks its key until the commit, as pessimistic transactions do);
+ *   - snapshots (snapshot-get, snapshot-scan, on the plain DB): rocksdb_create_snapshot,
+ *     the pbe_thread's own ReadOptions with that snapshot for get (get_pinned) and scan
+ *     (an iterator), rocksdb_release_snapshot at the end.
  * Errors: the C API reports strings; the adapter keeps the latest one for strerror.
  */
 #define _GNU_SOURCE
@@ -62,9 +85,14 @@
 #define RD_ERR (-41001) /* the message is in rd_errmsg */
 #define RD_RECYCLE_LOGS 2  /* --log-parity on: WAL files kept for reuse */
 #define RD_SETTLE_MAX_S 120 /* settle: the longest wait for background work to finish */
+#define RD_RETRY (-41002) /* txn_rw: a retryable status (Busy, TimedOut, TryAgain) */
+#define RD_VAL_MAX 65536u /* txn_rw's value buffer (the driver's largest value) */
 
 struct pbe_engine {
-	rocksdb_t *db;
+	rocksdb_t *db;		    /* a plain DB, or */
+	rocksdb_transactiondb_t *tdb; /* a TransactionDB (opened with the txn option) */
+	rocksdb_transactiondb_options_t *tdbopt;
+	rocksdb_transaction_options_t *topt_si, *topt_bulk; /* set_snapshot on / off */
 	rocksdb_options_t *opt;
 	rocksdb_block_based_table_options_t *bbt;
 	rocksdb_cache_t *cache;
@@ -77,6 +105,12 @@ struct pbe_engine {
 struct pbe_thread {
 	pbe_engine *e;
 	rocksdb_writebatch_t *wb;
+	rocksdb_readoptions_t *sro;	 /* snapshot reads: snap_begin's or the transaction's */
+	const rocksdb_snapshot_t *snap; /* snap_begin's, or NULL */
+	rocksdb_transaction_t *txn;	 /* txn_rw's and txn_bulk's, reused */
+	unsigned char *buf;		 /* txn_rw: the new value */
+	const uint8_t **wk;		 /* txn_rw: the write keys in key order */
+	unsigned nwk;			 /* wk's capacity */
 };
 
 static pthread_mutex_t rd_errmu = PTHREAD_MUTEX_INITIALIZER;
@@ -92,6 +126,20 @@ static int rd_err(char *err)
 	return RD_ERR;
 }
 
+/* Like rd_err, but a status that asks for the transaction to be run again (Busy: a write
+ * conflict or a deadlock; TimedOut: a lock wait over the timeout; TryAgain) is RD_RETRY. */
+static int rd_txn_err(char *err)
+{
+	static const char *const retry[] = { "Resource busy", "Operation timed out",
+					     "Operation failed. Try again" };
+	for (size_t i = 0; i < sizeof(retry) / sizeof(retry[0]); i++)
+		if (!strncmp(err, retry[i], strlen(retry[i]))) {
+			rocksdb_free(err);
+			return RD_RETRY;
+		}
+	return rd_err(err);
+}
+
 static const char *rd_strerror(int rc)
 {
 	static char buf[256];
@@ -102,6 +150,8 @@ static const char *rd_strerror(int rc)
 		return "already exists";
 	case PBE_TOOSMALL:
 		return "buffer too small";
+	case RD_RETRY:
+		return "transaction conflict (retryable)";
 	case RD_ERR:
 		pthread_mutex_lock(&rd_errmu);
 		snprintf(buf, sizeof(buf), "%s", rd_errmsg);
@@ -116,6 +166,14 @@ static void rd_free(pbe_engine *e)
 {
 	if (e->db)
 		rocksdb_close(e->db);
+	if (e->tdb)
+		rocksdb_transactiondb_close(e->tdb);
+	if (e->tdbopt)
+		rocksdb_transactiondb_options_destroy(e->tdbopt);
+	if (e->topt_si)
+		rocksdb_transaction_options_destroy(e->topt_si);
+	if (e->topt_bulk)
+		rocksdb_transaction_options_destroy(e->topt_bulk);
 	if (e->wsync)
 		rocksdb_writeoptions_destroy(e->wsync);
 	if (e->wfast)
@@ -181,12 +239,26 @@ static int rd_open(const char *dir, pbe_open_options *o, pbe_engine **out)
 	rocksdb_writeoptions_set_sync(e->wsync, 1);
 	rocksdb_writeoptions_set_sync(e->wfast, 0);
 	char *err = NULL;
-	e->db = rocksdb_open(e->opt, dir, &err);
+	if (o->txn) {
+		e->tdbopt = rocksdb_transactiondb_options_create();
+		e->topt_si = rocksdb_transaction_options_create();
+		e->topt_bulk = rocksdb_transaction_options_create();
+		if (!e->tdbopt || !e->topt_si || !e->topt_bulk) {
+			rd_free(e);
+			return -ENOMEM;
+		}
+		rocksdb_transaction_options_set_set_snapshot(e->topt_si, 1);
+		e->tdb = rocksdb_transactiondb_open(e->opt, e->tdbopt, dir, &err);
+	} else {
+		e->db = rocksdb_open(e->opt, dir, &err);
+	}
 	if (err) {
 		if (o->msg && o->msg_len)
-			snprintf(o->msg, o->msg_len, "rocksdb_open: %s", err);
+			snprintf(o->msg, o->msg_len, "%s: %s",
+				 o->txn ? "rocksdb_transactiondb_open" : "rocksdb_open", err);
 		int r = rd_err(err);
 		e->db = NULL;
+		e->tdb = NULL;
 		rd_free(e);
 		return r;
 	}
@@ -194,20 +266,35 @@ static int rd_open(const char *dir, pbe_open_options *o, pbe_engine **out)
 	if (o->msg && o->msg_len)
 		snprintf(o->msg, o->msg_len,
 			 "block cache %.0f MiB, write buffer %.0f MiB x 2, bloom 10 bits/key, no "
-			 "compression%s, recycle_log_file_num %d (%s writes)",
+			 "compression%s, recycle_log_file_num %d (%s writes)%s",
 			 (double)cache / 1048576.0, (double)wbs / 1048576.0,
 			 o->oom ? ", direct reads and compaction I/O, index/filter blocks in the cache"
 				: "",
-			 o->log_parity ? RD_RECYCLE_LOGS : 0, o->durable ? "synced" : "unsynced");
+			 o->log_parity ? RD_RECYCLE_LOGS : 0, o->durable ? "synced" : "unsynced",
+			 o->txn ? "; pessimistic TransactionDB" : "");
 	*out = e;
 	return 0;
+}
+
+static void rd_flush_wal(pbe_engine *e, char **err)
+{
+	if (e->tdb)
+		rocksdb_transactiondb_flush_wal(e->tdb, 1, err);
+	else
+		rocksdb_flush_wal(e->db, 1, err);
+}
+
+static int rd_property_int(pbe_engine *e, const char *name, uint64_t *v)
+{
+	return e->tdb ? rocksdb_transactiondb_property_int(e->tdb, name, v)
+		      : rocksdb_property_int(e->db, name, v);
 }
 
 static int rd_close(pbe_engine *e)
 {
 	char *err = NULL;
 	int r = 0;
-	rocksdb_flush_wal(e->db, 1, &err); /* fast-mode writes become durable, as elsewhere */
+	rd_flush_wal(e, &err); /* fast-mode writes become durable, as elsewhere */
 	if (err)
 		r = rd_err(err);
 	rd_free(e);
@@ -218,7 +305,7 @@ static int rd_set_durable(pbe_engine *e, bool durable)
 {
 	if (durable) {
 		char *err = NULL;
-		rocksdb_flush_wal(e->db, 1, &err);
+		rd_flush_wal(e, &err);
 		if (err)
 			return rd_err(err);
 	}
@@ -232,7 +319,13 @@ static int rd_thread_open(pbe_engine *e, pbe_thread **out)
 	if (!t)
 		return -ENOMEM;
 	t->e = e;
-	if (!(t->wb = rocksdb_writebatch_create())) {
+	t->wb = rocksdb_writebatch_create();
+	t->sro = rocksdb_readoptions_create();
+	if (!t->wb || !t->sro) {
+		if (t->wb)
+			rocksdb_writebatch_destroy(t->wb);
+		if (t->sro)
+			rocksdb_readoptions_destroy(t->sro);
 		free(t);
 		return -ENOMEM;
 	}
@@ -242,7 +335,19 @@ static int rd_thread_open(pbe_engine *e, pbe_thread **out)
 
 static void rd_thread_close(pbe_thread *t)
 {
+	if (t->snap) {
+		if (t->e->tdb)
+			rocksdb_transactiondb_release_snapshot(t->e->tdb, t->snap);
+		else
+			rocksdb_release_snapshot(t->e->db, t->snap);
+	}
+	if (t->txn)
+		rocksdb_transaction_destroy(t->txn);
+	if (t->sro)
+		rocksdb_readoptions_destroy(t->sro);
 	rocksdb_writebatch_destroy(t->wb);
+	free(t->buf);
+	free(t->wk);
 	free(t);
 }
 
@@ -254,7 +359,10 @@ static inline const rocksdb_writeoptions_t *wopt(const pbe_engine *e)
 static int rd_put(pbe_thread *t, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	char *err = NULL;
-	rocksdb_put(t->e->db, wopt(t->e), key, klen, val, vlen, &err);
+	if (t->e->tdb)
+		rocksdb_transactiondb_put(t->e->tdb, wopt(t->e), key, klen, val, vlen, &err);
+	else
+		rocksdb_put(t->e->db, wopt(t->e), key, klen, val, vlen, &err);
 	return err ? rd_err(err) : 0;
 }
 
@@ -265,7 +373,10 @@ static int rd_put_batch(pbe_thread *t, const pbe_kv *kv, size_t n, unsigned flag
 	for (size_t i = 0; i < n; i++)
 		rocksdb_writebatch_put(t->wb, kv[i].key, kv[i].klen, kv[i].val, kv[i].vlen);
 	char *err = NULL;
-	rocksdb_write(t->e->db, wopt(t->e), t->wb, &err);
+	if (t->e->tdb)
+		rocksdb_transactiondb_write(t->e->tdb, wopt(t->e), t->wb, &err);
+	else
+		rocksdb_write(t->e->db, wopt(t->e), t->wb, &err);
 	return err ? rd_err(err) : 0;
 }
 
@@ -273,7 +384,10 @@ static int rd_get(pbe_thread *t, const void *key, size_t klen, void *buf, size_t
 		  size_t *vlen)
 {
 	char *err = NULL;
-	rocksdb_pinnableslice_t *p = rocksdb_get_pinned(t->e->db, t->e->ropt, key, klen, &err);
+	const rocksdb_readoptions_t *ro = t->snap ? t->sro : t->e->ropt;
+	rocksdb_pinnableslice_t *p =
+		t->e->tdb ? rocksdb_transactiondb_get_pinned(t->e->tdb, ro, key, klen, &err)
+			  : rocksdb_get_pinned(t->e->db, ro, key, klen, &err);
 	if (err)
 		return rd_err(err);
 	if (!p)
@@ -296,7 +410,9 @@ static int rd_scan(pbe_thread *t, const void *start, size_t slen, size_t count, 
 	*n = 0;
 	if (count == 0)
 		return 0;
-	rocksdb_iterator_t *it = rocksdb_create_iterator(t->e->db, t->e->ropt);
+	const rocksdb_readoptions_t *ro = t->snap ? t->sro : t->e->ropt;
+	rocksdb_iterator_t *it = t->e->tdb ? rocksdb_transactiondb_create_iterator(t->e->tdb, ro)
+					   : rocksdb_create_iterator(t->e->db, ro);
 	if (!it)
 		return -ENOMEM;
 	if (slen)
@@ -326,6 +442,139 @@ static int rd_scan(pbe_thread *t, const void *start, size_t slen, size_t count, 
 	return r;
 }
 
+static int rd_snap_begin(pbe_thread *t)
+{
+	if (t->snap)
+		return -EINVAL;
+	t->snap = t->e->tdb ? rocksdb_transactiondb_create_snapshot(t->e->tdb)
+			    : rocksdb_create_snapshot(t->e->db);
+	if (!t->snap)
+		return -ENOMEM;
+	rocksdb_readoptions_set_snapshot(t->sro, t->snap);
+	return 0;
+}
+
+static int rd_snap_end(pbe_thread *t)
+{
+	rocksdb_readoptions_set_snapshot(t->sro, NULL);
+	if (t->e->tdb)
+		rocksdb_transactiondb_release_snapshot(t->e->tdb, t->snap);
+	else
+		rocksdb_release_snapshot(t->e->db, t->snap);
+	t->snap = NULL;
+	return 0;
+}
+
+/* Begin t's transaction (reused) with options o; -ENOMEM, or 0. */
+static int rd_txn_begin(pbe_thread *t, const rocksdb_transaction_options_t *o)
+{
+	rocksdb_transaction_t *x = rocksdb_transaction_begin(t->e->tdb, wopt(t->e), o, t->txn);
+	if (!x)
+		return -ENOMEM;
+	t->txn = x;
+	return 0;
+}
+
+/* Read key in t's transaction (for update: locked), pass it to fn; for an update, put the
+ * new value. */
+static int rd_rmw_one(pbe_thread *t, const pbe_txn_rw *op, const uint8_t *key, bool write)
+{
+	char *err = NULL;
+	rocksdb_pinnableslice_t *p =
+		write ? rocksdb_transaction_get_pinned_for_update(t->txn, t->sro, (const char *)key,
+								  op->klen, 1, &err)
+		      : rocksdb_transaction_get_pinned(t->txn, t->sro, (const char *)key, op->klen,
+						       &err);
+	if (err)
+		return rd_txn_err(err);
+	if (!p)
+		return PBE_NOTFOUND;
+	size_t vlen, olen = 0;
+	const char *v = rocksdb_pinnableslice_value(p, &vlen);
+	int r = op->fn(key, op->klen, v, vlen, write ? t->buf : NULL, write ? RD_VAL_MAX : 0,
+		       write ? &olen : NULL, op->arg);
+	rocksdb_pinnableslice_destroy(p);
+	if (r || !write)
+		return r;
+	rocksdb_transaction_put(t->txn, (const char *)key, op->klen, (const char *)t->buf, olen,
+				&err);
+	return err ? rd_txn_err(err) : 0;
+}
+
+static int rd_txn_rw(pbe_thread *t, const pbe_txn_rw *op, unsigned *retries)
+{
+	if (!t->e->tdb)
+		return -ENOTSUP; /* only on the transaction instance */
+	if (!t->buf && !(t->buf = malloc(RD_VAL_MAX)))
+		return -ENOMEM;
+	/* the write keys in key order: locks always taken in the same order */
+	if (op->nwrite > t->nwk) {
+		const uint8_t **nw = realloc(t->wk, op->nwrite * sizeof(*nw));
+		if (!nw)
+			return -ENOMEM;
+		t->wk = nw;
+		t->nwk = op->nwrite;
+	}
+	const uint8_t **wk = t->wk;
+	for (unsigned i = 0; i < op->nwrite; i++) {
+		unsigned j = i;
+		for (; j > 0 && memcmp(wk[j - 1], op->write_keys[i], op->klen) > 0; j--)
+			wk[j] = wk[j - 1];
+		wk[j] = op->write_keys[i];
+	}
+	for (unsigned n = 0;;) {
+		int r = rd_txn_begin(t, t->e->topt_si);
+		if (r)
+			return r;
+		const rocksdb_snapshot_t *snap = rocksdb_transaction_get_snapshot(t->txn);
+		rocksdb_readoptions_set_snapshot(t->sro, snap);
+		for (unsigned i = 0; i < op->nread && !r; i++)
+			r = rd_rmw_one(t, op, op->read_keys[i], false);
+		for (unsigned i = 0; i < op->nwrite && !r; i++)
+			r = rd_rmw_one(t, op, wk[i], true);
+		char *err = NULL;
+		if (!r) {
+			rocksdb_transaction_commit(t->txn, &err);
+			if (err)
+				r = rd_txn_err(err);
+		}
+		if (r) {
+			char *rerr = NULL;
+			rocksdb_transaction_rollback(t->txn, &rerr);
+			if (rerr)
+				rocksdb_free(rerr);
+		}
+		rocksdb_readoptions_set_snapshot(t->sro, NULL);
+		rocksdb_free((void *)snap); /* the wrapper only (rocksdb/c.h) */
+		if (r != RD_RETRY)
+			return r;
+		pbe_txn_backoff(++n);
+		++*retries;
+	}
+}
+
+static int rd_txn_bulk(pbe_thread *t, const pbe_kv *kv, size_t n)
+{
+	if (!t->e->tdb)
+		return -ENOTSUP;
+	int r = rd_txn_begin(t, t->e->topt_bulk);
+	if (r)
+		return r;
+	char *err = NULL;
+	for (size_t i = 0; i < n && !err; i++)
+		rocksdb_transaction_put(t->txn, kv[i].key, kv[i].klen, kv[i].val, kv[i].vlen, &err);
+	if (!err)
+		rocksdb_transaction_commit(t->txn, &err);
+	if (err) {
+		r = rd_err(err);
+		char *rerr = NULL;
+		rocksdb_transaction_rollback(t->txn, &rerr);
+		if (rerr)
+			rocksdb_free(rerr);
+	}
+	return r;
+}
+
 /* Memtables flushed, then no flush or compaction running or pending (bounded wait). */
 static int rd_settle(pbe_engine *e, char *note, size_t note_len)
 {
@@ -334,7 +583,10 @@ static int rd_settle(pbe_engine *e, char *note, size_t note_len)
 		return -ENOMEM;
 	rocksdb_flushoptions_set_wait(fo, 1);
 	char *err = NULL;
-	rocksdb_flush(e->db, fo, &err);
+	if (e->tdb)
+		rocksdb_transactiondb_flush(e->tdb, fo, &err);
+	else
+		rocksdb_flush(e->db, fo, &err);
 	rocksdb_flushoptions_destroy(fo);
 	if (err)
 		return rd_err(err);
@@ -348,7 +600,7 @@ static int rd_settle(pbe_engine *e, char *note, size_t note_len)
 		uint64_t busy = 0;
 		for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++) {
 			uint64_t v = 0;
-			if (rocksdb_property_int(e->db, props[i], &v) != 0) {
+			if (rd_property_int(e, props[i], &v) != 0) {
 				snprintf(note, note_len, "property %s unavailable", props[i]);
 				return 0;
 			}
@@ -369,8 +621,8 @@ static int rd_settle(pbe_engine *e, char *note, size_t note_len)
 static void rd_info(pbe_engine *e, pbe_info *out)
 {
 	uint64_t sst = 0, mem = 0;
-	(void)rocksdb_property_int(e->db, "rocksdb.total-sst-files-size", &sst);
-	(void)rocksdb_property_int(e->db, "rocksdb.cur-size-all-mem-tables", &mem);
+	(void)rd_property_int(e, "rocksdb.total-sst-files-size", &sst);
+	(void)rd_property_int(e, "rocksdb.cur-size-all-mem-tables", &mem);
 	out->data_bytes = sst + mem;
 	out->resident_bytes = rocksdb_cache_get_usage(e->cache) + mem;
 	out->budget_bytes = e->budget; /* block cache plus memtables */
@@ -383,6 +635,9 @@ const pbe_adapter pbe_rocksdb_adapter = {
 	.settle_how = "rocksdb_flush(wait) + wait for no pending flush/compaction",
 	.batch_durable = "atomic (1 WriteBatch, synced)",
 	.batch_fast = "atomic (1 WriteBatch, unsynced)",
+	.txn_how = "pessimistic TransactionDB, set_snapshot: snapshot isolation, GetForUpdate "
+		   "locks (key order) held to the commit",
+	.snap_how = "rocksdb_create_snapshot + ReadOptions.snapshot",
 	.tsan_skip = "librocksdb is not built with TSan: its lock-free memtable publishes entries with atomics TSan cannot see, so reads of fresh entries are reported as races",
 	.open = rd_open,
 	.close = rd_close,
@@ -393,6 +648,10 @@ const pbe_adapter pbe_rocksdb_adapter = {
 	.put_batch = rd_put_batch,
 	.get = rd_get,
 	.scan = rd_scan,
+	.snap_begin = rd_snap_begin,
+	.snap_end = rd_snap_end,
+	.txn_rw = rd_txn_rw,
+	.txn_bulk = rd_txn_bulk,
 	.settle = rd_settle,
 	.info = rd_info,
 	.strerror = rd_strerror,

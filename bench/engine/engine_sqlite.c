@@ -32,6 +32,15 @@
  *     constraint: PBE_EXISTS, the transaction rolled back). get = SELECT v FROM kv WHERE k =
  *     ?. scan = SELECT k, v FROM kv WHERE k >= ? ORDER BY k LIMIT ? (an empty start blob
  *     is below every key);
+ *   - snapshots (snapshot-get, snapshot-scan): BEGIN (deferred) on the thread's connection;
+ *     the first SELECT starts a read transaction, which in WAL mode reads one snapshot (the
+ *     WAL up to its end mark) until COMMIT, whatever other connections commit meanwhile;
+ *   - transactions (txn-rw): under the writer mutex, BEGIN IMMEDIATE (the write lock taken
+ *     at once), SELECT of the read keys, SELECT + upsert of the write keys, COMMIT (synced
+ *     per synchronous). One writer at a time: serializable, and no transaction ever
+ *     conflicts with another in this process; SQLITE_BUSY (a checkpoint outlasting the
+ *     busy timeout) would roll back and run it again (a retry). txn_bulk: BEGIN IMMEDIATE,
+ *     n upserts, COMMIT;
  *   - settle (before each measured cell on the filled instance; the database is in WAL
  *     mode, set at open): PRAGMA wal_checkpoint(TRUNCATE) on the main connection, with no
  *     other connection open — every WAL frame copied into the database, synced, and the
@@ -51,7 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { S_BEGIN, S_COMMIT, S_ROLLBACK, S_GET, S_PUT, S_INSERT, S_SCAN, S_COUNT };
+enum { S_BEGIN, S_COMMIT, S_ROLLBACK, S_GET, S_PUT, S_INSERT, S_SCAN, S_BEGIN_READ, S_COUNT };
 
 static const char *const SQL[S_COUNT] = {
 	"BEGIN IMMEDIATE",
@@ -61,6 +70,7 @@ static const char *const SQL[S_COUNT] = {
 	"INSERT INTO kv(k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
 	"INSERT INTO kv(k, v) VALUES (?1, ?2)",
 	"SELECT k, v FROM kv WHERE k >= ?1 ORDER BY k LIMIT ?2",
+	"BEGIN",
 };
 
 struct pbe_thread {
@@ -68,6 +78,7 @@ struct pbe_thread {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_COUNT];
 	pbe_thread *next; /* the engine's list of open connections */
+	unsigned char *buf; /* txn_rw: the new value */
 };
 
 struct pbe_engine {
@@ -236,6 +247,7 @@ static void sq_thread_close(pbe_thread *t)
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(t->st[i]);
 	sqlite3_close(t->db);
+	free(t->buf);
 	free(t);
 }
 
@@ -311,6 +323,86 @@ static int sq_put_batch(pbe_thread *t, const pbe_kv *kv, size_t n, unsigned flag
 			if (r == SQLITE_CONSTRAINT)
 				r = PBE_EXISTS; /* the primary key is the only constraint */
 		}
+		sqlite3_clear_bindings(s);
+		r = r ? r : step_reset(t->st[S_COMMIT]);
+		if (r)
+			(void)step_reset(t->st[S_ROLLBACK]);
+	}
+	pthread_mutex_unlock(&t->e->wmu);
+	return r;
+}
+
+static int sq_snap_begin(pbe_thread *t)
+{
+	return step_reset(t->st[S_BEGIN_READ]);
+}
+
+static int sq_snap_end(pbe_thread *t)
+{
+	return step_reset(t->st[S_COMMIT]);
+}
+
+/* SELECT key's value, pass it to fn; for an update, upsert the new value. */
+static int sq_rmw_one(pbe_thread *t, const pbe_txn_rw *op, const uint8_t *key, bool write,
+		      unsigned char *out, size_t cap)
+{
+	sqlite3_stmt *s = t->st[S_GET];
+	int r = sqlite3_bind_blob(s, 1, key, (int)op->klen, SQLITE_STATIC);
+	if (r)
+		return r;
+	size_t olen = 0;
+	r = sqlite3_step(s);
+	if (r == SQLITE_ROW)
+		r = op->fn(key, op->klen, sqlite3_column_blob(s, 0),
+			   (size_t)sqlite3_column_bytes(s, 0), write ? out : NULL, write ? cap : 0,
+			   write ? &olen : NULL, op->arg);
+	else if (r == SQLITE_DONE)
+		r = PBE_NOTFOUND;
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (r || !write)
+		return r;
+	s = t->st[S_PUT];
+	if (!(r = bind_kv(s, key, op->klen, out, olen)))
+		r = step_reset(s);
+	sqlite3_clear_bindings(s);
+	return r;
+}
+
+#define SQ_VAL_MAX 65536u /* txn_rw's value buffer (the driver's largest value) */
+
+static int sq_txn_rw(pbe_thread *t, const pbe_txn_rw *op, unsigned *retries)
+{
+	if (!t->buf && !(t->buf = malloc(SQ_VAL_MAX)))
+		return -ENOMEM;
+	for (unsigned n = 0;;) {
+		pthread_mutex_lock(&t->e->wmu);
+		int r = step_reset(t->st[S_BEGIN]);
+		for (unsigned i = 0; i < op->nread && !r; i++)
+			r = sq_rmw_one(t, op, op->read_keys[i], false, NULL, 0);
+		for (unsigned i = 0; i < op->nwrite && !r; i++)
+			r = sq_rmw_one(t, op, op->write_keys[i], true, t->buf, SQ_VAL_MAX);
+		if (!r)
+			r = step_reset(t->st[S_COMMIT]);
+		if (r)
+			(void)step_reset(t->st[S_ROLLBACK]);
+		pthread_mutex_unlock(&t->e->wmu);
+		if (r != SQLITE_BUSY)
+			return r;
+		pbe_txn_backoff(++n);
+		++*retries;
+	}
+}
+
+static int sq_txn_bulk(pbe_thread *t, const pbe_kv *kv, size_t n)
+{
+	pthread_mutex_lock(&t->e->wmu);
+	int r = step_reset(t->st[S_BEGIN]);
+	if (!r) {
+		sqlite3_stmt *s = t->st[S_PUT];
+		for (size_t i = 0; i < n && !r; i++)
+			if (!(r = bind_kv(s, kv[i].key, kv[i].klen, kv[i].val, kv[i].vlen)))
+				r = step_reset(s);
 		sqlite3_clear_bindings(s);
 		r = r ? r : step_reset(t->st[S_COMMIT]);
 		if (r)
@@ -420,6 +512,8 @@ const pbe_adapter pbe_sqlite_adapter = {
 	.settle_how = "PRAGMA wal_checkpoint(TRUNCATE)",
 	.batch_durable = "atomic (1 txn, synced)",
 	.batch_fast = "atomic (1 txn, unsynced)",
+	.txn_how = "BEGIN IMMEDIATE under one writer mutex: serial writers, serializable",
+	.snap_how = "BEGIN (deferred) ... COMMIT: a WAL read transaction",
 	.open = sq_open,
 	.close = sq_close,
 	.set_durable = sq_set_durable,
@@ -429,6 +523,10 @@ const pbe_adapter pbe_sqlite_adapter = {
 	.put_batch = sq_put_batch,
 	.get = sq_get,
 	.scan = sq_scan,
+	.snap_begin = sq_snap_begin,
+	.snap_end = sq_snap_end,
+	.txn_rw = sq_txn_rw,
+	.txn_bulk = sq_txn_bulk,
 	.settle = sq_settle,
 	.info = sq_info,
 	.strerror = sq_strerror,
