@@ -111,6 +111,8 @@ typedef struct txnmgr {
 	ver *ghead, *gtail;
 	uint64_t pushes;
 	_Atomic uint64_t nversions, vbytes, push_seq;
+	_Atomic uint64_t ghead_ts;  /* ts of the oldest version (UINT64_MAX: none): lets a
+	                               collection that would free nothing skip the lock */
 	_Atomic uint64_t cap;
 	/* recovery only (single-threaded, during open) */
 	rec_txn *rec;

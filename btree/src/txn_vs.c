@@ -15,11 +15,13 @@
 #include <pbox/alloc.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 int pbox__vs_init(txnmgr *m)
 {
 	m->nbuckets = 1024;
+	atomic_store(&m->ghead_ts, UINT64_MAX);
 	m->tab = pbox_calloc(m->nbuckets, sizeof(*m->tab));
 	if (!m->tab)
 		return -ENOMEM;
@@ -124,10 +126,12 @@ int pbox__vs_push(txnmgr *m, kent *k, uint64_t ts, bool absent, const void *befo
 		k->newest->newer = v;
 	k->newest = v;
 	v->gprev = m->gtail;
-	if (m->gtail)
+	if (m->gtail) {
 		m->gtail->gnext = v;
-	else
+	} else {
 		m->ghead = v;
+		atomic_store_explicit(&m->ghead_ts, ts, memory_order_relaxed);
+	}
 	m->gtail = v;
 	v->seq = atomic_fetch_add_explicit(&m->push_seq, 1, memory_order_relaxed) + 1;
 	atomic_fetch_add_explicit(&m->nversions, 1, memory_order_release);
@@ -137,8 +141,9 @@ int pbox__vs_push(txnmgr *m, kent *k, uint64_t ts, bool absent, const void *befo
 
 void pbox__vs_collect(txnmgr *m, uint64_t horizon)
 {
-	if (!atomic_load_explicit(&m->nversions, memory_order_acquire))
-		return;
+	if (!atomic_load_explicit(&m->nversions, memory_order_acquire) ||
+	    atomic_load_explicit(&m->ghead_ts, memory_order_relaxed) > horizon)
+		return; /* nothing, or the oldest version is still needed: nothing to free */
 	pthread_rwlock_wrlock(&m->vs);
 	/* oldest first; a version pushed later with a smaller ts than one still needed stays
 	 * until that one goes (pushes are in ts order per key, nearly so overall) */
@@ -158,6 +163,8 @@ void pbox__vs_collect(txnmgr *m, uint64_t horizon)
 		free_ver(m, v);
 		pbox__vs_maybe_drop(m, k);
 	}
+	atomic_store_explicit(&m->ghead_ts, m->ghead ? m->ghead->ts : UINT64_MAX,
+			      memory_order_relaxed);
 	pthread_rwlock_unlock(&m->vs);
 }
 
