@@ -66,7 +66,11 @@ typedef struct pbox_txn pbox_txn;
 
 #define PBOX_TXN_READONLY 0x1u /* a snapshot for reads only; put/del return PBOX_EINVAL */
 
-/* Begin a transaction on st. Errors: PBOX_EINVAL (unknown flags), PBOX_EPOISONED, -ENOMEM. */
+/* Begin a transaction on st. Errors: PBOX_EINVAL (unknown flags), -ENOMEM. (A poisoned
+ * store is reported by the reads and the commit.) The first begin on a store switches its
+ * single-key changes to the transactional path, waiting for those in progress to finish;
+ * the last transaction to end switches them back. Close the store only after every
+ * transaction on it has ended. */
 int pbox_txn_begin(pbox_store *st, unsigned flags, pbox_txn **out);
 
 /* Like pbox_bt_lookup, in the transaction's view: its own writes first, then its snapshot.
