@@ -7,9 +7,13 @@
  * it reports is done; with --durability durable the OK of put, del and commit is written
  * only once the change is on disk, which is what the torture test relies on.
  *
- * Between begin and commit, put and del are recorded in a pbox_bt_batch and applied at
- * commit in one atomic WAL group; get and scan inside a transaction see the store without
- * the pending changes.
+ * `begin` starts a pbox_txn (`begin ro`: a read-only snapshot). Inside it put and del are
+ * buffered in the transaction, get and scan read its snapshot plus its own writes, and
+ * commit applies everything at once (crash-atomic) or answers CONFLICT with nothing
+ * applied. A put or del that meets a conflict ends the transaction (aborted: nothing
+ * applied) and answers CONFLICT; the session then stays in a "dead" transaction until the
+ * client's next begin, commit or abort, answering CONFLICT to put/del/get/scan, so that
+ * commands a client pipelined behind the conflicting one are not applied on their own.
  */
 #define _GNU_SOURCE
 #include "kvstore.h"
@@ -23,7 +27,9 @@
 
 typedef struct session {
 	kv_db db;
-	pbox_bt_batch *txn; /* non-NULL between begin and commit/abort */
+	pbox_txn *txn;      /* non-NULL between begin and commit/abort */
+	bool ro;            /* txn is read-only (begin ro) */
+	bool dead;          /* a conflict ended the transaction; until begin/commit/abort */
 	bool store_error;   /* a store error (not bad input) happened: exit 3 */
 } session;
 
@@ -46,6 +52,27 @@ static void bad_size(session *s, const char *what)
 {
 	printf("ERR %s: key or value too long (keys up to %zu bytes, values up to %u)\n", what,
 	       pbox_bt_key_max(s->db.st), PBOX_BT_VALUE_MAX_BYTES);
+}
+
+/* The transaction lost a conflict: end it (nothing applied) and answer CONFLICT. */
+static void conflict(session *s)
+{
+	pbox_txn_abort(s->txn);
+	s->txn = NULL;
+	s->ro = false;
+	s->dead = true;
+	puts("CONFLICT");
+}
+
+/* An error of a read or write inside a transaction that is neither a conflict nor bad
+ * input: a retired snapshot is the client's business (ERR, the session goes on), anything
+ * else is a store error. */
+static void txn_err(session *s, const char *what, int rc)
+{
+	if (rc == PBOX_ESNAPSHOT)
+		respond_err(what, rc);
+	else
+		store_err(s, what, rc);
 }
 
 typedef struct scan_state {
@@ -83,13 +110,21 @@ static void do_scan(session *s, char **f)
 		return;
 	}
 	scan_state ss = {limit, 0};
-	int rc = limit == 0 ? 0 : pbox_bt_scan(s->db.bt, start, sl, end, el, scan_kv, &ss);
-	if (rc < 0) {
+	int rc = 0;
+	if (limit > 0)
+		rc = s->txn ? pbox_txn_scan(s->txn, s->db.bt, start, sl, end, el, 0, scan_kv, &ss)
+			    : pbox_bt_scan(s->db.bt, start, sl, end, el, scan_kv, &ss);
+	if (rc < 0 && ss.n == 0 && s->txn && rc == PBOX_ECONFLICT) {
+		conflict(s); /* not expected: a transaction that lost one is ended at once */
+	} else if (rc < 0 && ss.n == 0 && s->txn && rc == PBOX_ESNAPSHOT) {
+		respond_err("scan", rc);
+	} else if (rc < 0) {
 		/* KV lines may already be out: END is still written so the reader stays in step */
 		printf("END %" PRIu64 "\n", ss.n);
 		fprintf(stderr, "kvstore: batch: scan failed after %" PRIu64 " pairs: %s\n", ss.n,
 			pbox_strerror(rc));
-		s->store_error = true;
+		if (rc != PBOX_ESNAPSHOT) /* a retired snapshot is no store error */
+			s->store_error = true;
 	} else {
 		printf("END %" PRIu64 "\n", ss.n);
 	}
@@ -97,16 +132,22 @@ static void do_scan(session *s, char **f)
 	free(end);
 }
 
+static int get_value(session *s, const char *k, size_t kl, void *buf, size_t cap, size_t *vl)
+{
+	return s->txn ? pbox_txn_get(s->txn, s->db.bt, k, kl, buf, cap, vl)
+		      : pbox_bt_lookup(s->db.bt, k, kl, buf, cap, vl);
+}
+
 static void do_get(session *s, const char *k, size_t kl)
 {
 	size_t cap = 4096, vl = 0;
 	char *buf = malloc(cap);
-	int rc = buf ? pbox_bt_lookup(s->db.bt, k, kl, buf, cap, &vl) : -ENOMEM;
+	int rc = buf ? get_value(s, k, kl, buf, cap, &vl) : -ENOMEM;
 	if (rc == PBOX_ETOOSMALL) {
 		free(buf);
 		cap = vl;
 		buf = malloc(cap ? cap : 1);
-		rc = buf ? pbox_bt_lookup(s->db.bt, k, kl, buf, cap, &vl) : -ENOMEM;
+		rc = buf ? get_value(s, k, kl, buf, cap, &vl) : -ENOMEM;
 	}
 	if (rc == 0) {
 		fputs("VALUE ", stdout);
@@ -116,6 +157,10 @@ static void do_get(session *s, const char *k, size_t kl)
 		puts("NOTFOUND");
 	} else if (rc == PBOX_EINVAL) {
 		bad_size(s, "get");
+	} else if (rc == PBOX_ECONFLICT && s->txn) {
+		conflict(s);
+	} else if (s->txn) {
+		txn_err(s, "get", rc);
 	} else {
 		store_err(s, "get", rc);
 	}
@@ -124,18 +169,21 @@ static void do_get(session *s, const char *k, size_t kl)
 
 static void do_commit(session *s)
 {
-	size_t n = pbox_bt_batch_count(s->txn);
-	int rc = pbox_bt_batch_commit(s->txn, s->db.flags);
-	pbox_bt_batch_destroy(s->txn);
+	pbox_txn *t = s->txn;
+	bool ro = s->ro;
 	s->txn = NULL;
+	s->ro = false;
+	if (ro) { /* a snapshot only: nothing to apply */
+		pbox_txn_abort(t);
+		puts("OK");
+		return;
+	}
+	int rc = pbox_txn_commit(t, s->db.flags);
 	if (rc == 0)
 		puts("OK");
-	else if (rc == PBOX_ELIMIT)
-		printf("ERR commit refused, nothing applied: %zu operations exceed a batch limit "
-		       "(at most %u leaves, half a node of new entries per leaf's key range, "
-		       "%u bytes of log)\n",
-		       n, PBOX_BT_BATCH_MAX_LEAVES, PBOX_BT_BATCH_MAX_BYTES);
-	else if (rc == PBOX_EINVAL)
+	else if (rc == PBOX_ECONFLICT)
+		puts("CONFLICT");
+	else if (rc == PBOX_EINVAL || rc == PBOX_ESNAPSHOT)
 		printf("ERR commit: %s\n", pbox_strerror(rc));
 	else
 		store_err(s, "commit", rc);
@@ -162,19 +210,32 @@ static void run_line(session *s, char **f, int nf)
 			goto out;                                                            \
 		}                                                                            \
 	} while (0)
+/* inside a transaction a conflict ended: the command belongs to it and is dropped */
+#define DEAD()                                                                               \
+	do {                                                                                 \
+		if (s->dead) {                                                               \
+			puts("CONFLICT");                                                    \
+			goto out;                                                            \
+		}                                                                            \
+	} while (0)
 
 	if (!strcmp(c, "put")) {
 		NEED(3, "put KEY VALUE");
 		DECODE(1, &k, &kl);
 		DECODE(2, &v, &vl);
-		if (s->txn) {
-			rc = pbox_bt_batch_put(s->txn, s->db.bt, k, kl, v, vl);
-			if (rc == PBOX_EINVAL)
-				bad_size(s, "put");
-			else if (rc)
-				store_err(s, "put", rc);
-			else
+		DEAD();
+		if (s->txn && s->ro) {
+			puts("ERR read-only transaction");
+		} else if (s->txn) {
+			rc = pbox_txn_put(s->txn, s->db.bt, k, kl, v, vl);
+			if (rc == 0)
 				puts("OK");
+			else if (rc == PBOX_ECONFLICT)
+				conflict(s);
+			else if (rc == PBOX_EINVAL)
+				bad_size(s, "put");
+			else
+				txn_err(s, "put", rc);
 		} else {
 			rc = pbox_bt_upsert(s->db.bt, k, kl, v, vl, s->db.flags);
 			if (rc == PBOX_EINVAL)
@@ -187,44 +248,69 @@ static void run_line(session *s, char **f, int nf)
 	} else if (!strcmp(c, "del")) {
 		NEED(2, "del KEY");
 		DECODE(1, &k, &kl);
-		rc = s->txn ? pbox_bt_batch_del(s->txn, s->db.bt, k, kl)
+		DEAD();
+		if (s->txn && s->ro) {
+			puts("ERR read-only transaction");
+			goto out;
+		}
+		rc = s->txn ? pbox_txn_del(s->txn, s->db.bt, k, kl)
 			    : pbox_bt_remove(s->db.bt, k, kl, s->db.flags);
 		if (rc == 0)
 			puts("OK");
 		else if (rc == PBOX_ENOTFOUND)
 			puts("NOTFOUND");
+		else if (rc == PBOX_ECONFLICT && s->txn)
+			conflict(s);
 		else if (rc == PBOX_EINVAL)
 			bad_size(s, "del");
+		else if (s->txn)
+			txn_err(s, "del", rc);
 		else
 			store_err(s, "del", rc);
 	} else if (!strcmp(c, "get")) {
 		NEED(2, "get KEY");
 		DECODE(1, &k, &kl);
+		DEAD();
 		do_get(s, k, kl);
 	} else if (!strcmp(c, "scan")) {
 		NEED(4, "scan START END LIMIT (- for an unbounded START or END)");
+		DEAD();
 		do_scan(s, f);
 	} else if (!strcmp(c, "begin")) {
-		NEED(1, "begin");
-		if (s->txn)
+		if (nf > 2 || (nf == 2 && strcmp(f[1], "ro"))) {
+			puts("ERR usage: begin [ro]");
+		} else if (s->txn) {
 			puts("ERR begin: a transaction is already open");
-		else if ((rc = pbox_bt_batch_create(&s->txn)))
+		} else if ((rc = pbox_txn_begin(s->db.st, nf == 2 ? PBOX_TXN_READONLY : 0,
+						&s->txn))) {
+			s->txn = NULL;
 			store_err(s, "begin", rc);
-		else
+		} else {
+			s->dead = false; /* a conflict's dead transaction ends here */
+			s->ro = nf == 2;
 			puts("OK");
+		}
 	} else if (!strcmp(c, "commit")) {
 		NEED(1, "commit");
-		if (!s->txn)
+		if (s->dead) {
+			s->dead = false;
+			puts("CONFLICT");
+		} else if (!s->txn) {
 			puts("ERR commit: no transaction (begin first)");
-		else
+		} else {
 			do_commit(s);
+		}
 	} else if (!strcmp(c, "abort")) {
 		NEED(1, "abort");
-		if (!s->txn) {
+		if (s->dead) {
+			s->dead = false;
+			puts("OK");
+		} else if (!s->txn) {
 			puts("ERR abort: no transaction (begin first)");
 		} else {
-			pbox_bt_batch_destroy(s->txn);
+			pbox_txn_abort(s->txn);
 			s->txn = NULL;
+			s->ro = false;
 			puts("OK");
 		}
 	} else if (!strcmp(c, "sync")) {
@@ -244,12 +330,13 @@ static void run_line(session *s, char **f, int nf)
 	} else if (!*c) {
 		puts("ERR empty command");
 	} else {
-		puts("ERR unknown command (put, del, get, scan, begin, commit, abort, sync, "
+		puts("ERR unknown command (put, del, get, scan, begin [ro], commit, abort, sync, "
 		     "checkpoint)");
 	}
 out:
 #undef NEED
 #undef DECODE
+#undef DEAD
 	free(k);
 	free(v);
 }
@@ -293,8 +380,7 @@ int kv_cmd_batch(const kv_opts *o, int argc, char **argv)
 		fflush(stdout);
 	}
 	free(line);
-	if (s.txn) /* end of input inside begin ... commit: the pending changes are dropped */
-		pbox_bt_batch_destroy(s.txn);
+	pbox_txn_abort(s.txn); /* end of input inside begin ... commit: nothing applied */
 	int rc = kv_close(&s.db);
 	return rc || s.store_error ? KV_EXIT_STORE : KV_EXIT_OK;
 }

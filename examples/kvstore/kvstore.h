@@ -5,8 +5,9 @@
  *   encoding.c  the %HH text form of byte strings, sizes, small parsers
  *   value.c     self-checking stress values and the key/batch-id formats (also used by the
  *               torture test driver in tests/kvstore)
- *   batch.c     the `batch` line protocol
- *   stress.c    `stress` (concurrent durable writers) and `check-acks` (their proof)
+ *   batch.c     the `batch` line protocol (transactions: pbox_txn)
+ *   stress.c    `stress` (concurrent writers: puts, transactions of K keys, or conflicting
+ *               transfer transactions) and `check-acks` (their proof)
  */
 #ifndef KVSTORE_H
 #define KVSTORE_H
@@ -14,6 +15,7 @@
 #include <pbox/btree.h>
 #include <pbox/status.h>
 #include <pbox/storage.h>
+#include <pbox/txn.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -93,8 +95,8 @@ int kv_stress_key(char *buf, unsigned thread, uint64_t seq);
 /* Parse such a key: 0, or -1 if it is not one. */
 int kv_stress_key_parse(const void *key, size_t klen, unsigned *thread, uint64_t *seq);
 
-/* Batch ids: "-" for a single put; b<thread>.<first seq>.<count> for a batch of count keys
- * with consecutive sequence numbers of one thread. */
+/* Batch ids: "-" for a single put; b<thread>.<first seq>.<count> for a batch (one
+ * transaction) of count keys with consecutive sequence numbers of one thread. */
 #define KV_BATCH_ID_MAX 48
 int kv_batch_id(char *buf, unsigned thread, uint64_t first, unsigned count);
 /* 0 and the parts, or -1 if it is not a batch id ("-" is not). */

@@ -27,7 +27,8 @@ static const char usage_text[] =
 	"  -d DIR                  store directory (default ./kvstore-data; created on the first write)\n"
 	"  --budget SIZE           resident page memory, e.g. 256M (default 256M)\n"
 	"  --page-size SIZE        page size when the store is created (4K..64K, default 4K)\n"
-	"  --durability MODE       durable (default: acknowledged writes are on disk) or fast\n"
+	"  --durability MODE       durable (default: acknowledged writes and commits are on\n"
+	"                          disk) or fast (on disk within about 1 ms)\n"
 	"  --wal-sync MODE         fdatasync (default), fsync, dsync or io_uring\n"
 	"  --tree NAME             tree to use (default \"default\")\n"
 	"  --max-size SIZE         largest the data file may grow (default 64G)\n"
@@ -45,10 +46,22 @@ static const char usage_text[] =
 	"  verify [--reclaim]      check every tree; exit 3 on any problem; --reclaim frees\n"
 	"                          pages a crash left unreachable\n"
 	"  trees                   list the trees\n"
-	"  batch                   line protocol on stdin/stdout (see README)\n"
+	"  batch                   line protocol on stdin/stdout (see README): put K V, del K,\n"
+	"                          get K, scan START END LIMIT, begin [ro] (a transaction; ro: a\n"
+	"                          read-only snapshot), commit (OK, CONFLICT: nothing applied, or\n"
+	"                          ERR), abort, sync, checkpoint; in a transaction get/scan/del\n"
+	"                          see its own writes (del of an absent key: NOTFOUND)\n"
 	"  stress --threads N --seconds S --ack-file FILE [--batch K] [--value-size B]\n"
-	"                          concurrent durable writers that log acknowledgements\n"
-	"  check-acks FILE         check every acknowledged key and batch (exit 1 on violations)\n"
+	"                          concurrent writers of new keys, each a put or (K > 1) a\n"
+	"                          transaction of K keys, logging every acknowledged key\n"
+	"  stress --threads N --seconds S --ack-file FILE --transfers ACCOUNTS\n"
+	"                          concurrent conflicting transactions moving amounts between\n"
+	"                          ACCOUNTS accounts acct/NNNNNNNN (1000 each when created;\n"
+	"                          acct/total = \"TOTAL ACCOUNTS 1000\"), retried on conflict; each\n"
+	"                          also writes xfer/THREAD/SEQ = \"FROM TO AMOUNT\", and once\n"
+	"                          committed is logged as: T THREAD SEQ FROM TO AMOUNT\n"
+	"  check-acks FILE         check every acknowledged key, batch and transfer, and that the\n"
+	"                          account balances add up (exit 1 on violations)\n"
 	"  help                    this text\n"
 	"\n"
 	"Keys and values are byte strings: bytes that are not printable ASCII, and space, tab\n"
@@ -517,6 +530,7 @@ static int cmd_stats(const kv_opts *o, int argc, char **argv)
 	ROW("segment_size", w.segment_size);
 	ROW("segments", w.segments);
 	ROW("redo_start_lsn", s.redo_start);
+	ROW("logical_start_lsn", s.logical_start);
 	ROW("end_lsn", s.wal_end);
 	ROW("durable_lsn", s.wal_durable);
 	ROW("log_bytes_since_ckpt", s.wal_end - s.redo_start);
@@ -530,6 +544,10 @@ static int cmd_stats(const kv_opts *o, int argc, char **argv)
 	ROW("redo_bytes", s.recovery_bytes);
 	ROW("pages_restored", s.recovery_pages_restored);
 	print_ms("redo_time", s.recovery_ns);
+	pbox_txn_stats ts;
+	pbox_txn_get_stats(db.st, &ts);
+	ROW("logical_records", s.recovery_logical);
+	ROW("txn_reinstalled", ts.recovered);
 	/* the last open that had something to recover (kept by kv_open) */
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/%s", o->dir, KV_RECOVERY_FILE);

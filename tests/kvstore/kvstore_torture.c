@@ -4,14 +4,18 @@
  *   kvstore_torture KVSTORE CYCLES
  *
  * CYCLES x PBOX_STRESS_SCALE cycles, EPOCH of them on each store. Each cycle starts a writer on the store —
- * `kvstore stress` (1–3 threads, single puts or batches, small or overflow values, a roomy or
- * a tiny pool) or `kvstore batch` driven from here (begin/put/commit transactions and single
- * puts, durable, or fast followed by `sync`, now and then a checkpoint) — and kills it with
+ * `kvstore stress` (1–3 threads, single puts or transactions of up to 64 keys — now and then
+ * up to 2000 —, small or overflow values, a roomy or a tiny pool; or, one stress cycle in
+ * five, `--transfers` between TORTURE_ACCOUNTS accounts: conflicting transactions) or
+ * `kvstore batch` driven from here (begin/put/commit transactions of 1–6 keys, now and then
+ * up to 300, and single puts, durable, or fast followed by `sync`, now and then a
+ * checkpoint) — and kills it with
  * SIGKILL at a random moment: sometimes during its open (while recovery runs), mostly in the
  * middle of the write stream, sometimes between sending a commit and reading its OK. Then
  * `kvstore check-acks` on that cycle's ack file and `kvstore verify` must both succeed: no
  * acknowledged key lost or changed, no batch in part, every tree well formed, and every
- * open (the writer's, the checker's) must succeed. Acknowledgements of every cycle are also
+ * open (the writer's, the checker's) must succeed; with transfers, check-acks also requires the
+ * balances to add up and to match the transfer records in the store. Acknowledgements of every cycle are also
  * kept in one cumulative file, checked every 5 cycles and before the store is replaced, so
  * a later crash that damaged earlier data is caught too. Every EPOCH cycles the test starts
  * on a fresh store (so the full checks stay cheap while the number of crashes grows).
@@ -42,6 +46,8 @@
 /* Cycles per store: every full check reads the whole store cold (O_DIRECT), so one store
  * that grew for hundreds of cycles would make the checks dominate the run. */
 #define EPOCH 15
+/* Accounts of `stress --transfers` (fixed per store: the store records its count). */
+#define TORTURE_ACCOUNTS "50"
 
 static const char *kvbin;
 static char *work, store[4096], acks[4096], all_acks[4096], logpath[4096];
@@ -133,15 +139,21 @@ static void trim_torn(const char *path)
 	close(fd);
 }
 
+/* Complete lines, not counting comments (lines starting with '#'). */
 static uint64_t count_lines(const char *path)
 {
 	FILE *f = fopen(path, "r");
 	uint64_t n = 0;
 	int c;
+	bool start = true, comment = false;
 	if (!f)
 		return 0;
-	while ((c = getc(f)) != EOF)
-		n += c == '\n';
+	while ((c = getc(f)) != EOF) {
+		if (start)
+			comment = c == '#';
+		start = c == '\n';
+		n += c == '\n' && !comment;
+	}
 	fclose(f);
 	return n;
 }
@@ -225,8 +237,10 @@ static int64_t batch_writer(pid_t pid, bw *w, double kill_at, unsigned thread)
 				return -1;
 			continue;
 		}
-		/* a transaction of 1..6 keys with values of 30..200 bytes: within the limits */
-		unsigned n = r < 40 ? 1 : 1 + (unsigned)pbox_rng_below(&rng, 6);
+		/* a transaction of 1..6 keys (one in ten: 7..300) with values of 30..200 bytes */
+		unsigned n = r < 40	 ? 1
+			     : r < 90 ? 1 + (unsigned)pbox_rng_below(&rng, 6)
+				      : 7 + (unsigned)pbox_rng_below(&rng, 294);
 		size_t vs = 30 + pbox_rng_below(&rng, 170);
 		bool txn = n > 1 || r < 25;
 		if (txn) {
@@ -236,7 +250,7 @@ static int64_t batch_writer(pid_t pid, bw *w, double kill_at, unsigned thread)
 			strcpy(bid, "-");
 		}
 		size_t alen = 0;
-		char acks_buf[6 * 128];
+		char acks_buf[300 * 128];
 		for (unsigned j = 0; j < n; j++) {
 			int kl = kv_stress_key(key, thread, seq + j);
 			size_t vl = kv_value_make(val, vs, key, (size_t)kl, bid);
@@ -284,7 +298,8 @@ bad:
 /* ---- one cycle -------------------------------------------------------------------------- */
 
 typedef struct totals {
-	uint64_t stress_cycles, batch_cycles, early_kills, writer_exits, acked, stores;
+	uint64_t stress_cycles, transfer_cycles, batch_cycles, early_kills, writer_exits, acked,
+		stores;
 } totals;
 
 static int cycle(unsigned c, totals *t)
@@ -309,19 +324,32 @@ static int cycle(unsigned c, totals *t)
 	if (use_stress) {
 		t->stress_cycles++;
 		snprintf(threads, sizeof(threads), "%u", 1 + (unsigned)pbox_rng_below(&rng, 3));
-		/* value sizes: small, medium, overflow; batch sizes within the documented limits */
+		/* value sizes: small, medium, overflow; transactions of up to 64 keys (32 of
+		 * overflow values), one in ten up to 2000 (small values) */
 		static const unsigned vs[] = {40, 100, 300, 3000};
-		static const unsigned maxb[] = {16, 8, 4, 8};
+		static const unsigned maxb[] = {64, 64, 64, 32};
 		/* overflow values (3000 bytes) one cycle in eight: they fill the store fastest */
 		unsigned vi = pbox_rng_below(&rng, 8) ? (unsigned)pbox_rng_below(&rng, 3) : 3;
 		unsigned b = pbox_rng_below(&rng, 2) ? 1 : 1 + (unsigned)pbox_rng_below(&rng, maxb[vi]);
+		if (vi < 3 && b > 1 && pbox_rng_below(&rng, 10) == 0)
+			b = 2 + (unsigned)pbox_rng_below(&rng, 1999);
 		snprintf(bsz, sizeof(bsz), "%u", b);
 		snprintf(vsz, sizeof(vsz), "%u", vs[vi]);
+		bool transfers = pbox_rng_below(&rng, 5) == 0;
 		char *argv[] = {(char *)kvbin, "-d", store, "--budget", budget, "stress",
 				"--threads", threads, "--seconds", "60", "--ack-file", acks,
 				"--batch", bsz, "--value-size", vsz, NULL};
-		log_note("torture: stress --threads %s --batch %s --value-size %s\n", threads, bsz,
-			 vsz);
+		if (transfers) { /* --transfers ACCOUNTS instead of --batch and --value-size */
+			t->transfer_cycles++;
+			argv[12] = "--transfers";
+			argv[13] = TORTURE_ACCOUNTS;
+			argv[14] = NULL;
+			log_note("torture: stress --threads %s --transfers %s\n", threads,
+				 TORTURE_ACCOUNTS);
+		} else {
+			log_note("torture: stress --threads %s --batch %s --value-size %s\n",
+				 threads, bsz, vsz);
+		}
 		pid = spawn(argv, -1, -1);
 		if (pid < 0)
 			return -1;
@@ -381,7 +409,7 @@ static int cycle(unsigned c, totals *t)
 	trim_torn(acks);
 	uint64_t n = count_lines(acks);
 	t->acked += n;
-	log_note("torture: %" PRIu64 " keys acknowledged this cycle\n", n);
+	log_note("torture: %" PRIu64 " keys or transfers acknowledged this cycle\n", n);
 	log_note("torture: check-acks\n");
 	char *ca[] = {(char *)kvbin, "-d", store, "check-acks", acks, NULL};
 	int rc = run(ca);
@@ -477,10 +505,11 @@ int main(int argc, char **argv)
 		printf("kvstore_torture: no key acknowledged in %u cycles: nothing was tested\n", c);
 		failed = 1;
 	}
-	printf("kvstore_torture: %u cycles on %" PRIu64 " stores (%" PRIu64 " stress, %" PRIu64
-	       " batch, %" PRIu64 " killed during open, %" PRIu64 " creations killed), %" PRIu64
-	       " keys acknowledged, %.1f s: %s\n",
-	       c, t.stores, t.stress_cycles, t.batch_cycles, t.early_kills, creation_kills, t.acked,
+	printf("kvstore_torture: %u cycles on %" PRIu64 " stores (%" PRIu64 " stress of which %" PRIu64
+	       " transfers, %" PRIu64 " batch, %" PRIu64 " killed during open, %" PRIu64
+	       " creations killed), %" PRIu64 " ack lines, %.1f s: %s\n",
+	       c, t.stores, t.stress_cycles, t.transfer_cycles, t.batch_cycles, t.early_kills,
+	       creation_kills, t.acked,
 	       kv_now() - t0,
 	       failed ? "FAILED" : "no acknowledged write lost, every open succeeded");
 	if (failed) {
