@@ -357,7 +357,7 @@ int kv_cmd_batch(const kv_opts *o, int argc, char **argv)
 	while ((n = getline(&line, &cap, stdin)) >= 0) {
 		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 			line[--n] = 0;
-		char *f[MAX_FIELDS];
+		char *f[MAX_FIELDS] = { NULL }; /* all set: the compiler cannot see the field count check */
 		int nf = 0;
 		char *p = line;
 		bool too_many = false;
