@@ -113,14 +113,14 @@ uint64_t pbox__txn_horizon(txnmgr *m)
 	return h;
 }
 
-int pbox__txn_ts_begin(txnmgr *m, pbox_lsn floor, uint64_t *ts)
+int pbox__txn_ts_begin(txnmgr *m, bool logs, uint64_t *ts)
 {
 	commit_slot *c = pbox_malloc(sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_lock(&m->mu);
 	c->ts = ++m->clock;
-	c->floor = floor == PBOX_LSN_NONE ? PBOX_LSN_NONE : pbox_wal_end_lsn(pbox_store_wal(m->st));
+	c->floor = logs ? pbox_wal_end_lsn(pbox_store_wal(m->st)) : PBOX_LSN_NONE;
 	c->next = NULL;
 	commit_slot **pp = &m->inflight; /* ts ascend: append */
 	while (*pp)
@@ -390,6 +390,21 @@ int pbox_txn_del(pbox_txn *t, pbox_bt *bt, const void *key, size_t klen)
 
 /* ---- commit -------------------------------------------------------------------------------- */
 
+int pbox__txn_current(pbox_bt *bt, const void *key, uint32_t klen, unsigned char **buf,
+		      size_t *cap, const unsigned char *stack, size_t *len)
+{
+	for (;;) {
+		int r = pbox_bt_lookup(bt, key, klen, *buf, *cap, len);
+		if (r != PBOX_ETOOSMALL)
+			return r;
+		unsigned char *nb = *buf == stack ? pbox_malloc(*len) : pbox_realloc(*buf, *len);
+		if (!nb)
+			return -ENOMEM;
+		*buf = nb;
+		*cap = *len;
+	}
+}
+
 /* Release the locks of the first n entries of t's write set. */
 static void unlock_keys(pbox_txn *t, size_t n)
 {
@@ -442,17 +457,7 @@ static int install_one(pbox_txn *t, uint64_t ts, went *w, unsigned char **buf, s
 	txnmgr *m = t->m;
 	pbox_bt bt = { .st = t->st, .root = w->tree, .ps = m->ps };
 	size_t blen = 0;
-	int r;
-	for (;;) {
-		r = pbox_bt_lookup(&bt, w->key, w->klen, *buf, *cap, &blen);
-		if (r != PBOX_ETOOSMALL)
-			break;
-		unsigned char *nb = pbox_realloc(*buf, blen);
-		if (!nb)
-			return -ENOMEM;
-		*buf = nb;
-		*cap = blen;
-	}
+	int r = pbox__txn_current(&bt, w->key, w->klen, buf, cap, NULL, &blen);
 	if (r == PBOX_ECLOSED)
 		return 0; /* the tree was dropped meanwhile: nothing to install */
 	if (r && r != PBOX_ENOTFOUND)
@@ -500,7 +505,7 @@ int pbox_txn_commit(pbox_txn *t, unsigned flags)
 		return r;
 	}
 	uint64_t ts;
-	if ((r = pbox__txn_ts_begin(m, 1, &ts))) {
+	if ((r = pbox__txn_ts_begin(m, true, &ts))) {
 		unlock_keys(t, t->wn);
 		txn_end(t, false);
 		return r;

@@ -151,9 +151,14 @@ txnmgr *pbox__txn_mgr(pbox_store *st);
 /* The manager if one exists (no creation). */
 txnmgr *pbox__txn_mgr_peek(pbox_store *st);
 uint64_t pbox__txn_hash(pbox_pid tree, const void *key, uint32_t klen);
-/* Take a commit timestamp and an in-flight slot (mu). floor: PBOX_LSN_NONE for a change
- * that logs no logical records; anything else records the log's end now as its floor. */
-int pbox__txn_ts_begin(txnmgr *m, pbox_lsn floor, uint64_t *ts);
+/* Take a commit timestamp and an in-flight slot (mu). logs: the change logs logical records
+ * (a transaction's commit), so the slot's log floor is the log's end now; otherwise none. */
+int pbox__txn_ts_begin(txnmgr *m, bool logs, uint64_t *ts);
+/* The current value of key in bt into *buf (capacity *cap), grown as needed: a *buf equal
+ * to stack is not freed but replaced by a heap buffer, which the caller frees. *len = its
+ * length. 0, PBOX_ENOTFOUND, or an error. */
+int pbox__txn_current(pbox_bt *bt, const void *key, uint32_t klen, unsigned char **buf,
+		      size_t *cap, const unsigned char *stack, size_t *len);
 /* The commit ts is installed: advance visible, wake waiters, collect versions. */
 void pbox__txn_ts_done(txnmgr *m, uint64_t ts);
 /* Back to the plain path if nothing transactional is left (mu held). */

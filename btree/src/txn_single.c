@@ -66,8 +66,9 @@ static int lock_key(txnmgr *m, pbox_pid tree, const void *key, uint32_t klen, ui
 	}
 }
 
+/* Release key's lock; wake waiters unless pbox__txn_ts_done is about to (it broadcasts). */
 static void unlock_key(txnmgr *m, pbox_pid tree, const void *key, uint32_t klen, uint64_t h,
-		       const void *me)
+		       const void *me, bool wake)
 {
 	pthread_rwlock_wrlock(&m->vs);
 	kent *k = pbox__vs_find(m, tree, key, klen, h, false);
@@ -76,6 +77,8 @@ static void unlock_key(txnmgr *m, pbox_pid tree, const void *key, uint32_t klen,
 		pbox__vs_maybe_drop(m, k);
 	}
 	pthread_rwlock_unlock(&m->vs);
+	if (!wake)
+		return;
 	pthread_mutex_lock(&m->mu);
 	pthread_cond_broadcast(&m->cv);
 	pthread_mutex_unlock(&m->mu);
@@ -91,20 +94,7 @@ static int txn_path(txnmgr *m, pbox_bt *bt, int op, const void *key, uint32_t kl
 		return r;
 	unsigned char stackbuf[512], *buf = stackbuf;
 	size_t cap = sizeof(stackbuf), blen = 0;
-	for (;;) {
-		r = pbox_bt_lookup(bt, key, klen, buf, cap, &blen);
-		if (r != PBOX_ETOOSMALL)
-			break;
-		unsigned char *nb = pbox_malloc(blen);
-		if (!nb) {
-			r = -ENOMEM;
-			break;
-		}
-		if (buf != stackbuf)
-			pbox_free(buf);
-		buf = nb;
-		cap = blen;
-	}
+	r = pbox__txn_current(bt, key, klen, &buf, &cap, stackbuf, &blen);
 	bool absent = r == PBOX_ENOTFOUND;
 	if (absent)
 		r = 0;
@@ -114,7 +104,7 @@ static int txn_path(txnmgr *m, pbox_bt *bt, int op, const void *key, uint32_t kl
 		r = PBOX_ENOTFOUND;
 	uint64_t ts = 0;
 	if (!r)
-		r = pbox__txn_ts_begin(m, PBOX_LSN_NONE, &ts);
+		r = pbox__txn_ts_begin(m, false, &ts);
 	if (!r) {
 		pthread_rwlock_wrlock(&m->vs);
 		kent *k = pbox__vs_find(m, bt->root, key, klen, h, false);
@@ -125,7 +115,7 @@ static int txn_path(txnmgr *m, pbox_bt *bt, int op, const void *key, uint32_t kl
 	}
 	if (buf != stackbuf)
 		pbox_free(buf);
-	unlock_key(m, bt->root, key, klen, h, &me);
+	unlock_key(m, bt->root, key, klen, h, &me, ts == 0);
 	if (ts)
 		pbox__txn_ts_done(m, ts);
 	pbox__txn_enforce_cap(m);

@@ -94,6 +94,8 @@ double kv_now(void); /* CLOCK_MONOTONIC seconds */
 int kv_stress_key(char *buf, unsigned thread, uint64_t seq);
 /* Parse such a key: 0, or -1 if it is not one. */
 int kv_stress_key_parse(const void *key, size_t klen, unsigned *thread, uint64_t *seq);
+/* Exactly the n bytes at p as a decimal number (0 < n <= 19, digits only): 0, or -1. */
+int kv_parse_digits(const char *p, size_t n, uint64_t *out);
 
 /* Batch ids: "-" for a single put; b<thread>.<first seq>.<count> for a batch (one
  * transaction) of count keys with consecutive sequence numbers of one thread. */

@@ -68,28 +68,13 @@ static int xfer_key(char *buf, unsigned thread, uint64_t seq)
 	return snprintf(buf, 64, XFER_PREFIX "%u/%012" PRIu64, thread, seq);
 }
 
-/* Exactly n decimal digits (n > 0, no sign, at most 19): 0, or -1. */
-static int parse_digits(const char *p, size_t n, uint64_t *out)
-{
-	if (n == 0 || n > 19)
-		return -1;
-	uint64_t v = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return -1;
-		v = v * 10 + (uint64_t)(p[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
 /* acct/<8 digits>: the account number, or -1 (acct/total and anything else). */
 static int acct_key_parse(const void *key, size_t klen, unsigned *i)
 {
 	const size_t pl = sizeof(ACCT_PREFIX) - 1;
 	uint64_t v;
 	if (klen != pl + 8 || memcmp(key, ACCT_PREFIX, pl) ||
-	    parse_digits((const char *)key + pl, 8, &v))
+	    kv_parse_digits((const char *)key + pl, 8, &v))
 		return -1;
 	*i = (unsigned)v;
 	return 0;
@@ -104,8 +89,8 @@ static int xfer_key_parse(const void *key, size_t klen, unsigned *thread, uint64
 		return -1;
 	const char *slash = memchr(k + pl, '/', klen - pl);
 	uint64_t t;
-	if (!slash || parse_digits(k + pl, (size_t)(slash - k - pl), &t) || t > UINT32_MAX ||
-	    (size_t)(k + klen - slash - 1) != 12 || parse_digits(slash + 1, 12, seq))
+	if (!slash || kv_parse_digits(k + pl, (size_t)(slash - k - pl), &t) || t > UINT32_MAX ||
+	    (size_t)(k + klen - slash - 1) != 12 || kv_parse_digits(slash + 1, 12, seq))
 		return -1;
 	*thread = (unsigned)t;
 	return 0;
@@ -117,7 +102,7 @@ static int parse_numbers(const void *p, size_t len, uint64_t *out, unsigned n)
 	const char *s = p, *e = s + len;
 	for (unsigned i = 0; i < n; i++) {
 		const char *sp = i + 1 < n ? memchr(s, ' ', (size_t)(e - s)) : e;
-		if (!sp || parse_digits(s, (size_t)(sp - s), &out[i]))
+		if (!sp || kv_parse_digits(s, (size_t)(sp - s), &out[i]))
 			return -1;
 		s = sp + 1;
 	}
@@ -295,7 +280,7 @@ static int read_balance(pbox_txn *x, pbox_bt *bt, const char *key, uint64_t *bal
 	char buf[32];
 	size_t n;
 	int rc = pbox_txn_get(x, bt, key, strlen(key), buf, sizeof(buf), &n);
-	if (rc == PBOX_ENOTFOUND || rc == PBOX_ETOOSMALL || (!rc && parse_digits(buf, n, bal))) {
+	if (rc == PBOX_ENOTFOUND || rc == PBOX_ETOOSMALL || (!rc && kv_parse_digits(buf, n, bal))) {
 		fprintf(stderr, "kvstore: stress: %s %s\n", key,
 			rc == PBOX_ENOTFOUND ? "is missing" : "does not hold a decimal balance");
 		return rc == PBOX_ENOTFOUND ? rc : PBOX_ECORRUPT;
@@ -400,7 +385,7 @@ static int sum_one(const void *key, size_t klen, const void *val, size_t vlen, v
 	uint64_t b;
 	if (acct_key_parse(key, klen, &i))
 		return 0; /* acct/total */
-	if (i >= as->accounts || parse_digits(val, vlen, &b)) {
+	if (i >= as->accounts || kv_parse_digits(val, vlen, &b)) {
 		as->bad++;
 		return 0;
 	}
@@ -971,7 +956,7 @@ static int walk_account(const void *key, size_t klen, const void *val, size_t vl
 	if (klen == sizeof(ACCT_TOTAL_KEY) - 1 && !memcmp(key, ACCT_TOTAL_KEY, klen))
 		return 0;
 	if (acct_key_parse(key, klen, &i) || i >= c->accounts ||
-	    parse_digits(val, vlen, &b)) {
+	    kv_parse_digits(val, vlen, &b)) {
 		snprintf(msg, sizeof(msg), "CORRUPT %.*s: not one of the %" PRIu64
 					   " accounts, or not a decimal balance",
 			 (int)(klen < 64 ? klen : 64), (const char *)key, c->accounts);

@@ -20,8 +20,7 @@ int kv_stress_key(char *buf, unsigned thread, uint64_t seq)
 	return snprintf(buf, KV_KEY_MAX, "t%u-%012" PRIu64, thread, seq);
 }
 
-/* Parse digits [p, p+n) as a decimal number; -1 on anything else or overflow. */
-static int digits(const char *p, size_t n, uint64_t *out)
+int kv_parse_digits(const char *p, size_t n, uint64_t *out)
 {
 	if (n == 0 || n > 19)
 		return -1;
@@ -42,10 +41,10 @@ int kv_stress_key_parse(const void *key, size_t klen, unsigned *thread, uint64_t
 		return -1;
 	const char *dash = memchr(k, '-', klen);
 	uint64_t t, s;
-	if (!dash || digits(k + 1, (size_t)(dash - k - 1), &t) || t > UINT32_MAX)
+	if (!dash || kv_parse_digits(k + 1, (size_t)(dash - k - 1), &t) || t > UINT32_MAX)
 		return -1;
 	size_t rest = klen - (size_t)(dash + 1 - k);
-	if (rest != 12 || digits(dash + 1, rest, &s))
+	if (rest != 12 || kv_parse_digits(dash + 1, rest, &s))
 		return -1;
 	*thread = (unsigned)t;
 	*seq = s;
@@ -66,9 +65,9 @@ int kv_batch_id_parse(const char *s, size_t len, unsigned *thread, uint64_t *fir
 	const char *d1 = memchr(s, '.', len);
 	const char *d2 = d1 ? memchr(d1 + 1, '.', (size_t)(end - d1 - 1)) : NULL;
 	uint64_t t, f, c;
-	if (!d2 || digits(s + 1, (size_t)(d1 - s - 1), &t) ||
-	    digits(d1 + 1, (size_t)(d2 - d1 - 1), &f) ||
-	    digits(d2 + 1, (size_t)(end - d2 - 1), &c) || t > UINT32_MAX || c == 0 ||
+	if (!d2 || kv_parse_digits(s + 1, (size_t)(d1 - s - 1), &t) ||
+	    kv_parse_digits(d1 + 1, (size_t)(d2 - d1 - 1), &f) ||
+	    kv_parse_digits(d2 + 1, (size_t)(end - d2 - 1), &c) || t > UINT32_MAX || c == 0 ||
 	    c > UINT32_MAX)
 		return -1;
 	*thread = (unsigned)t;
