@@ -12,7 +12,10 @@
 # unsynced), then starts a new one — which reopens the store and writes more — and cuts that
 # one: an open that trusted a name or superblock the killed writer left unsynced loses
 # acknowledged writes here. The run fails if no key was acknowledged at all (a count, not a
-# rate: no timing gate).
+# rate: no timing gate). The cut's random delay counts from the cut writer's first
+# acknowledgement (a slow start — a sanitizer build on a loaded machine — would otherwise cut
+# before anything was written); the kill -9 delay counts from the start, so some kills land
+# inside an open.
 #
 # Skips (exit 77) when not root or without losetup, loop devices, mkfs.xfs/mkfs.ext4 or
 # xfs_io. Cycles: 20 x PBOX_STRESS_SCALE (6 under sanitizers). PBOX_SEED reproduces the
@@ -53,6 +56,16 @@ dev=$(losetup -f --show "$img" 2>/dev/null) || skip "no free loop device"
 mount "$dev" "$mnt" 2>/dev/null || skip "cannot mount a $fstype loop device here"
 
 store=$mnt/store acks=$work/acks log=$work/log
+acks_now() { grep -vc '^#' "$acks"; }
+# wait (at most 60 s) until the file holds more than $1 acknowledgements or writer $2 exits
+wait_first_ack() {
+  local _
+  for _ in $(seq 1 1200); do
+    [ "$(acks_now)" -gt "$1" ] && return 0
+    kill -0 "$2" 2>/dev/null || return 0
+    sleep 0.05
+  done
+}
 fail() { echo "kvstore_powercut: FAILED at cycle $cyc: $*"; keep=1; tail -40 "$log"; echo "0 passed, 1 failed"; exit 1; }
 "$kv" -d "$store" put created yes >>"$log" 2>&1 || fail "cannot create the store"
 : > "$acks"
@@ -68,7 +81,7 @@ for cyc in $(seq 1 "$cycles"); do
     4) mode=(--transfers 50) ;;  # conflicting transfer transactions (a store keeps its count)
   esac
   delay=$(printf '0.%03d' $((50 + RANDOM % 500)))
-  before=$(grep -vc '^#' "$acks")
+  before=$(acks_now)
   stress=("$kv" -d "$store" --budget 16M --checkpoint-log 64M stress --threads $threads --seconds 60
           --ack-file "$acks" "${mode[@]}")
   if [ $((cyc % 2)) = 0 ]; then
@@ -86,8 +99,10 @@ for cyc in $(seq 1 "$cycles"); do
   else
     echo "--- cycle $cyc: stress --threads $threads ${mode[*]}, cut after ${delay}s" >>"$log"
   fi
+  cut_from=$(acks_now)
   "${stress[@]}" >>"$log" 2>&1 &
   wpid=$!
+  wait_first_ack "$cut_from" "$wpid"
   sleep "$delay"
   kill -STOP $wpid || fail "the writer died early"
   xfs_io -x -c shutdown "$mnt" >>"$log" 2>&1 || fail "xfs_io shutdown failed"
@@ -101,7 +116,7 @@ for cyc in $(seq 1 "$cycles"); do
   mount "$dev" "$mnt" || fail "mount after the cut failed"
   # a torn last ack line is tolerated by check-acks; keep the file line-aligned anyway
   [ -s "$acks" ] && [ "$(tail -c1 "$acks" | od -An -c | tr -d ' ')" != '\n' ] && sed -i '$d' "$acks"
-  n=$(( $(grep -vc '^#' "$acks") - before )); total=$((total + n))
+  n=$(( $(acks_now) - before )); total=$((total + n))
   echo "cycle $cyc: $n keys or transfers acknowledged before the cut" >>"$log"
   "$kv" -d "$store" check-acks "$acks" >>"$log" 2>&1 || fail "check-acks (exit $?)"
   "$kv" -d "$store" verify >>"$log" 2>&1 || fail "verify (exit $?)"
