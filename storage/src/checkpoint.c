@@ -10,7 +10,7 @@
  *   3. fdatasync the data file; make the WAL segment holding C exist, durably; write the next
  *      superblock with redo start C and logical start L = min(C, the extensions' log floors,
  *      read after C was taken) (fdatasynced);
- *   4. recycle the WAL below L.
+ *   4. recycle the WAL below L (or below a running backup's floor, if that is earlier).
  * A failed checkpoint poisons the store (pages may be half written; the log still has them).
  *
  * Locking: ckpt_mu makes one checkpoint at a time. Only the first page latch of a batch may
@@ -144,8 +144,12 @@ int pbox_store_checkpoint(pbox_store *st)
 		st->checkpoints++;
 		r = pbox__store_write_super(st, c, logical);
 	}
+	/* a running backup (backup.c) still copies segments from its floor on */
+	pbox_lsn recycle = logical, bf = atomic_load(&st->backup_floor);
+	if (bf != PBOX_LSN_NONE && bf < recycle)
+		recycle = bf;
 	if (!r)
-		r = pbox_wal_recycle(st->wal, logical);
+		r = pbox_wal_recycle(st->wal, recycle);
 	if (r)
 		pbox__set_poison(st, r);
 	pthread_mutex_unlock(&st->ckpt_mu);

@@ -188,6 +188,11 @@ struct pbox_store {
 	uint64_t sb_gen, checkpoints;
 	_Atomic pbox_lsn redo_start;
 	_Atomic pbox_lsn logical_start; /* <= redo_start: where logical replay starts */
+	/* online backup (backup.c): one at a time (backup_busy, exchanged atomically); while
+	 * one runs, checkpoints recycle no segment at or above backup_floor (set under ckpt_mu,
+	 * PBOX_LSN_NONE otherwise) */
+	atomic_bool backup_busy;
+	_Atomic pbox_lsn backup_floor;
 
 	/* extensions (pbox_store_ext): created under ext_mu, read lock-free once published */
 	pthread_mutex_t ext_mu;
@@ -272,6 +277,10 @@ int pbox__store_read_meta(pbox_store *st);
  * whether the group applies to the page (-1: not decided yet). */
 int pbox__redo_apply(pbox_store *st, uint16_t type, const unsigned char *payload, uint32_t len,
 		     pbox_lsn end, bool *restored, int *decision);
+
+/* ---- backup.c ---------------------------------------------------------------------- */
+/* The marker an unfinished backup holds; open refuses a directory with it (PBOX_EPARTIAL). */
+#define PBOX_BACKUP_MARKER "BACKUP-INCOMPLETE"
 
 /* ---- checkpoint.c ------------------------------------------------------------------- */
 int pbox__ac_start(pbox_store *st, uint64_t bytes);

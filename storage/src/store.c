@@ -4,7 +4,8 @@
  * Open, step by step (one function each):
  *   0. new_store: the object and its locks;
  *   1. open_lock: the directory (with create: made, and its entry synced in its parent), the
- *      LOCK file and its flock (a second process gets PBOX_ELOCKED);
+ *      LOCK file and its flock (a second process gets PBOX_ELOCKED); a directory holding an
+ *      unfinished backup's marker is refused (PBOX_EPARTIAL);
  *   2. open_data: the data file; for an existing store the directory and data are synced
  *      (a killed program may have left them unsynced) before the superblock is chosen;
  *   3. open_log: the pool's memory, the WAL from the superblock's redo start;
@@ -109,6 +110,7 @@ static pbox_store *new_store(const pbox_store_options *o)
 	st->data_fd = st->lock_fd = -1;
 	st->redo = o->redo;
 	st->nredo = o->nredo;
+	atomic_store(&st->backup_floor, PBOX_LSN_NONE);
 	pthread_mutex_init(&st->res_mu, NULL);
 	pthread_mutex_init(&st->evict_mu, NULL);
 	pthread_mutex_init(&st->grow_mu, NULL);
@@ -136,7 +138,19 @@ static int open_lock(pbox_store *st, const char *dir, const pbox_store_options *
 		if ((r && r != -EEXIST) || (r = pbox_io_fsync_parent(io, dir)))
 			return r;
 	}
+	/* a backup cut short (backup.c) is no store, whatever files it holds: refused before
+	 * anything (even the lock file) is made in it */
 	char path[4200];
+	snprintf(path, sizeof(path), "%s/" PBOX_BACKUP_MARKER, dir);
+	int fd = io->open(io, path, O_RDONLY, 0);
+	if (fd >= 0) {
+		io->close(io, fd);
+		explain(o, "%s holds an unfinished backup (%s): not a store; take the backup again",
+			dir, path);
+		return PBOX_EPARTIAL;
+	}
+	if (fd != -ENOENT && fd != -ENOTDIR)
+		return fd;
 	snprintf(path, sizeof(path), "%s/LOCK", dir);
 	st->lock_fd = io->open(io, path, O_RDWR | (o->create ? O_CREAT : 0), 0644);
 	if (st->lock_fd < 0)

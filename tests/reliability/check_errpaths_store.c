@@ -285,11 +285,11 @@ START_TEST(test_store_create_failures)
 	sopen_close(&x);
 	sfix_fini(&x);
 
-	/* a file system that refuses O_DIRECT for the new data file (open call 3: LOCK, data,
-	 * data.new): buffered I/O, noted */
+	/* a file system that refuses O_DIRECT for the new data file (open call 4: the unfinished
+	 * backup's marker, LOCK, data, data.new): buffered I/O, noted */
 	sfix_init(&x);
 	x.o.no_direct_io = false;
-	pbox_io_faulty_arm(x.f, PBOX_IO_OPEN, 3, EINVAL, false);
+	pbox_io_faulty_arm(x.f, PBOX_IO_OPEN, 4, EINVAL, false);
 	EQ(sopen(&x, &st), 0);
 	ck_assert(pbox_io_faulty_fired(x.f));
 	pbox_io_faulty_disarm(x.f);

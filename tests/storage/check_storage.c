@@ -422,12 +422,13 @@ START_TEST(test_direct_io_fallback)
 	pbox_test_rmtree(tmp);
 	free(tmp);
 	/* a file system that refuses O_DIRECT: the data file's first open fails with EINVAL
-	 * (open call 1 is LOCK, call 2 the data file with O_DIRECT) */
+	 * (open call 1 looks for an unfinished backup's marker, 2 is LOCK, 3 the data file
+	 * with O_DIRECT) */
 	pbox_io *mio;
 	pbox_io_memfs *fs = new_fs(&mio);
 	pbox_io_faulty *f;
 	ck_assert_int_eq(pbox_io_faulty_create(mio, &f), 0);
-	pbox_io_faulty_arm(f, PBOX_IO_OPEN, 2, EINVAL, false);
+	pbox_io_faulty_arm(f, PBOX_IO_OPEN, 3, EINVAL, false);
 	direct_io_case(pbox_io_faulty_io(f), DIR_, false);
 	ck_assert(pbox_io_faulty_fired(f));
 	pbox_io_faulty_destroy(f);

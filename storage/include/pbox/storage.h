@@ -243,6 +243,46 @@ int pbox_mtr_meta_set(pbox_mtr *m, unsigned slot, uint64_t value);
  * earlier of the two. */
 PBOX_NODISCARD int pbox_store_checkpoint(pbox_store *st);
 
+/* ---- online backup ---------------------------------------------------------------------
+ * pbox_store_backup copies the open store into dest while readers and writers go on. dest
+ * must not exist or be an empty directory (else PBOX_EEXIST; a missing parent:
+ * PBOX_ENOTFOUND). The copy opens as a store (pbox_store_open, same redo handlers) holding
+ * every change that was durable when the call began, possibly more, and never part of a
+ * transaction or mini-transaction: it is the current superblock, the data file (pages may be
+ * torn or newer while copied: recovery repairs them from the full-page images that follow
+ * the redo start) and the log from the earlier of the redo and logical starts up to the
+ * durable end taken after the data file was copied. Log recycling is held back from that
+ * start while the call runs, nothing longer; one backup of a store at a time (PBOX_EBUSY).
+ *
+ * Crash safety: dest first gets a marker file (BACKUP-INCOMPLETE, durable before anything
+ * else is written) that is removed, durably, as the last step; pbox_store_open refuses a
+ * directory holding it with PBOX_EPARTIAL. A failure (I/O error, ENOSPC, a cancel from the
+ * progress callback) returns the error and leaves dest with the marker and nothing else of
+ * size; the source store is untouched (a failed read of it is returned, it does not poison
+ * the store). Not to be called concurrently with pbox_store_close. */
+typedef struct pbox_backup_options {
+	uint64_t rate_bytes;  /* copy at most this many bytes per second (0: no limit) */
+	/* called after every chunk (1 MiB) and at the end; a non-zero return cancels the
+	 * backup and is returned by pbox_store_backup */
+	int (*progress)(uint64_t done_bytes, uint64_t total_bytes, void *arg);
+	void *progress_arg;
+	char *errbuf;         /* if non-NULL: a one-line explanation on failure */
+	size_t errbuf_len;
+} pbox_backup_options;
+
+typedef struct pbox_backup_info {
+	uint64_t data_bytes;  /* data file bytes copied (all-zero chunks are left sparse) */
+	uint64_t log_bytes;   /* log bytes copied */
+	pbox_lsn start_lsn;   /* the copy's log starts here (its redo or logical start) */
+	pbox_lsn end_lsn;     /* and ends here: every change durable before it is in the copy */
+	uint64_t ns;          /* time the call took */
+} pbox_backup_info;
+
+void pbox_backup_options_init(pbox_backup_options *o);
+/* o and info may be NULL (defaults; no report). */
+PBOX_NODISCARD int pbox_store_backup(pbox_store *st, const char *dest,
+				     const pbox_backup_options *o, pbox_backup_info *info);
+
 /* ---- extensions: per-store state of the structures built on the store ------------------
  * A structure that keeps per-store state in memory (the btree's transaction manager) hangs
  * it on the store in a slot; the store frees it at close. Slots 0..3 are pagebox's
