@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_FIELDS 5
 
@@ -189,6 +190,37 @@ static void do_commit(session *s)
 		store_err(s, "commit", rc);
 }
 
+/* `dump FILE`: every tree, from one snapshot (kv_dump_store), into FILE; a failed dump
+ * removes the file rather than leave part of one. A write error is the client's (ERR), a
+ * store error makes the exit code 3. */
+static void do_dump(session *s, const char *path)
+{
+	if (!*path) {
+		puts("ERR dump: empty file name");
+		return;
+	}
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		printf("ERR dump: %s\n", strerror(errno));
+		return;
+	}
+	char err[512] = "";
+	uint64_t pairs = 0, trees = 0;
+	int rc = kv_dump_store(s->db.st, NULL, 0, f, &pairs, &trees, err, sizeof(err));
+	if (fclose(f) && !rc) {
+		rc = -EIO;
+		snprintf(err, sizeof(err), "write: %s", strerror(errno));
+	}
+	if (rc) {
+		unlink(path);
+		if (rc >= PBOX_STATUS_MIN && rc <= PBOX_STATUS_MAX && rc != PBOX_ENOTFOUND)
+			s->store_error = true;
+		printf("ERR dump: %s\n", err);
+		return;
+	}
+	puts("OK");
+}
+
 /* One command line (already split into fields); writes exactly one response. */
 static void run_line(session *s, char **f, int nf)
 {
@@ -327,11 +359,18 @@ static void run_line(session *s, char **f, int nf)
 			store_err(s, "checkpoint", rc);
 		else
 			puts("OK");
+	} else if (!strcmp(c, "dump")) {
+		NEED(2, "dump FILE");
+		DECODE(1, &k, &kl);
+		if (s->txn || s->dead) /* the dump is its own snapshot: not part of a transaction */
+			puts("ERR dump: not inside a transaction (commit or abort first)");
+		else
+			do_dump(s, k);
 	} else if (!*c) {
 		puts("ERR empty command");
 	} else {
 		puts("ERR unknown command (put, del, get, scan, begin [ro], commit, abort, sync, "
-		     "checkpoint)");
+		     "checkpoint, dump)");
 	}
 out:
 #undef NEED

@@ -8,6 +8,10 @@
  *   batch.c     the `batch` line protocol (transactions: pbox_txn)
  *   stress.c    `stress` (concurrent writers: puts, transactions of K keys, or conflicting
  *               transfer transactions) and `check-acks` (their proof)
+ *   dump.c      the dump format (its table): writer and parser, no store access
+ *   ops.c       `dump`, `load`, `create-tree`, `drop-tree`; kv_dump_store (also `dump FILE`
+ *               in batch)
+ *   inspect_cmd.c  `inspect` (pbox_bt_inspect per tree, store figures; text or JSON)
  */
 #ifndef KVSTORE_H
 #define KVSTORE_H
@@ -28,6 +32,8 @@ enum {
 	KV_EXIT_NOTFOUND = 1, /* get/del of a missing key; check-acks found violations */
 	KV_EXIT_USAGE = 2,    /* bad command line or bad %HH encoding */
 	KV_EXIT_STORE = 3,    /* corruption, I/O, store locked by another process, ... */
+	KV_EXIT_EXISTS = 4,   /* create-tree of a tree that exists; load into a non-empty
+			       * tree without --replace */
 };
 
 #define KV_DEFAULT_DIR "./kvstore-data"
@@ -59,7 +65,7 @@ typedef struct kv_db {
 	const kv_opts *o;
 } kv_db;
 
-/* Open the store (running recovery). create: make the directory, store and tree if missing.
+/* Open the store (running recovery). o->tree NULL: open no tree (db->bt stays NULL). create: make the directory, store and tree if missing.
  * Without create, a missing store is PBOX_ENOTFOUND and a missing tree leaves db->bt NULL.
  * On failure prints one line to stderr and returns the pbox status. */
 int kv_open(const kv_opts *o, bool create, kv_db *db);
@@ -123,5 +129,62 @@ uint32_t kv_value_sum(const void *val, size_t vlen);
 int kv_cmd_batch(const kv_opts *o, int argc, char **argv);
 int kv_cmd_stress(const kv_opts *o, int argc, char **argv);
 int kv_cmd_check_acks(const kv_opts *o, int argc, char **argv);
+
+/* ---- dump.c: the dump format (table in dump.c) ----------------------------------------- */
+
+#define KV_DUMP_VERSION 1
+#define KV_DUMP_KEY_MAX 8192u           /* longest key at any page size (64 KiB / 8) */
+#define KV_DUMP_VALUE_MAX (64u << 20)   /* PBOX_BT_VALUE_MAX_BYTES */
+#define KV_DUMP_EBAD (-1)               /* kv_dump_parse: the input breaks the format */
+
+/* Writer: call begin, then per tree: tree, pair... (ascending keys), end_tree; then finish.
+ * Write errors stay in the FILE (check ferror after fflush). */
+typedef struct kv_dump_writer {
+	FILE *f;
+	char name[PBOX_BT_NAME_MAX];
+	size_t name_len;
+	uint64_t tree_pairs, pairs, trees;
+	uint32_t tree_crc, crc;
+} kv_dump_writer;
+
+void kv_dump_begin(kv_dump_writer *w, FILE *f);
+void kv_dump_tree(kv_dump_writer *w, const char *name, size_t len);
+void kv_dump_pair(kv_dump_writer *w, const void *k, size_t kl, const void *v, size_t vl);
+void kv_dump_end_tree(kv_dump_writer *w);
+void kv_dump_finish(kv_dump_writer *w);
+
+/* Parser callbacks (any may be NULL): a non-zero return stops the parse and is returned. The
+ * name is NUL-terminated; pointers are valid only during the call. */
+typedef struct kv_dump_cb {
+	int (*tree)(void *arg, const char *name, size_t len);
+	int (*pair)(void *arg, const void *k, size_t kl, const void *v, size_t vl);
+	int (*end_tree)(void *arg, uint64_t pairs);
+} kv_dump_cb;
+
+typedef struct kv_dump_result {
+	uint64_t line;       /* the line being read when the parse stopped (1-based) */
+	uint64_t pairs, trees; /* complete sections read */
+	unsigned version;
+	char msg[256];       /* for KV_DUMP_EBAD: what is wrong */
+} kv_dump_result;
+
+/* Parse a whole dump from in: 0, KV_DUMP_EBAD (res->msg, res->line) or a callback's return
+ * (res->line: the line it was called for). Never crashes on any input. */
+int kv_dump_parse(FILE *in, const kv_dump_cb *cb, void *arg, kv_dump_result *res);
+
+/* ---- ops.c ------------------------------------------------------------------------------ */
+
+/* Dump the named trees (n == 0: every tree, in catalog order) of st from one read-only
+ * snapshot to out. 0, PBOX_ENOTFOUND (a named tree is missing: nothing written), a pbox
+ * error, or a negative errno for a write error; err gets a one-line message on failure.
+ * *pairs / *trees (may be NULL) get the counts. Safe while other threads use the store. */
+int kv_dump_store(pbox_store *st, char *const *names, size_t n, FILE *out, uint64_t *pairs,
+		  uint64_t *trees, char *err, size_t errlen);
+int kv_cmd_dump(const kv_opts *o, int argc, char **argv);
+int kv_cmd_load(const kv_opts *o, int argc, char **argv);
+int kv_cmd_create_tree(const kv_opts *o, int argc, char **argv);
+int kv_cmd_drop_tree(const kv_opts *o, int argc, char **argv);
+/* inspect_cmd.c */
+int kv_cmd_inspect(const kv_opts *o, int argc, char **argv);
 
 #endif

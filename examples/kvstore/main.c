@@ -49,7 +49,8 @@ static const char usage_text[] =
 	"  batch                   line protocol on stdin/stdout (see README): put K V, del K,\n"
 	"                          get K, scan START END LIMIT, begin [ro] (a transaction; ro: a\n"
 	"                          read-only snapshot), commit (OK, CONFLICT: nothing applied, or\n"
-	"                          ERR), abort, sync, checkpoint; in a transaction get/scan/del\n"
+	"                          ERR), abort, sync, checkpoint, dump FILE (all trees, not in\n"
+	"                          a transaction); in a transaction get/scan/del\n"
 	"                          see its own writes (del of an absent key: NOTFOUND)\n"
 	"  stress --threads N --seconds S --ack-file FILE [--batch K] [--value-size B]\n"
 	"                          concurrent writers of new keys, each a put or (K > 1) a\n"
@@ -62,10 +63,24 @@ static const char usage_text[] =
 	"                          committed is logged as: T THREAD SEQ FROM TO AMOUNT\n"
 	"  check-acks FILE         check every acknowledged key, batch and transfer, and that the\n"
 	"                          account balances add up (exit 1 on violations)\n"
+	"  dump [TREE...]          write the trees (default: all) from one snapshot to stdout in\n"
+	"                          the versioned dump format (README: \"dump format\")\n"
+	"  load [--into NAME] [--replace] [FILE]\n"
+	"                          load a dump (stdin, or FILE) in one transaction: creates its\n"
+	"                          trees; --into: a one-tree dump under NAME; a non-empty tree\n"
+	"                          is refused (exit 4) unless --replace (emptied first, same\n"
+	"                          transaction); a damaged dump loads nothing (exit 2, its line)\n"
+	"  inspect [--tree T] [--json]\n"
+	"                          per tree: depth, pages per level, fill histograms, overflow\n"
+	"                          pages and bytes, key/value sizes; store: free pages, data\n"
+	"                          file and log sizes\n"
+	"  create-tree NAME        create an empty tree (exit 4 if it exists)\n"
+	"  drop-tree NAME          remove a tree and free its pages (exit 1 if absent)\n"
 	"  help                    this text\n"
 	"\n"
 	"Keys and values are byte strings: bytes that are not printable ASCII, and space, tab\n"
-	"and %, are written %HH. Exit codes: 0 ok, 1 not found, 2 usage error, 3 store error.\n";
+	"and %, are written %HH. Exit codes: 0 ok, 1 not found, 2 usage error or damaged\n"
+	"dump, 3 store error, 4 refused (tree exists / not empty).\n";
 
 static int usage_error(const char *msg)
 {
@@ -146,6 +161,8 @@ int kv_open(const kv_opts *o, bool create, kv_db *db)
 	pbox_store_get_stats(db->st, &s);
 	pbox_wal_get_info(pbox_store_wal(db->st), &w);
 	note_recovery(o, &s, &w);
+	if (!o->tree) /* store-wide commands (dump, load, inspect, ...) open their own trees */
+		return 0;
 	rc = create ? pbox_bt_open_or_create(db->st, o->tree, &db->bt)
 		    : pbox_bt_open(db->st, o->tree, &db->bt);
 	if (rc == PBOX_ENOTFOUND && !create) {
@@ -787,5 +804,15 @@ int main(int argc, char **argv)
 		return kv_cmd_stress(&o, cargc, cargv);
 	if (!strcmp(cmd, "check-acks"))
 		return kv_cmd_check_acks(&o, cargc, cargv);
+	if (!strcmp(cmd, "dump"))
+		return kv_cmd_dump(&o, cargc, cargv);
+	if (!strcmp(cmd, "load"))
+		return kv_cmd_load(&o, cargc, cargv);
+	if (!strcmp(cmd, "inspect"))
+		return kv_cmd_inspect(&o, cargc, cargv);
+	if (!strcmp(cmd, "create-tree"))
+		return kv_cmd_create_tree(&o, cargc, cargv);
+	if (!strcmp(cmd, "drop-tree"))
+		return kv_cmd_drop_tree(&o, cargc, cargv);
 	return usage_error("unknown command");
 }

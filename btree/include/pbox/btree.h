@@ -236,6 +236,50 @@ int pbox_bt_verify(pbox_bt *bt, pbox_bt_verify_info *info);
  * yet). 0, PBOX_ECORRUPT (a page reachable twice, a broken chain), or an I/O error. */
 int pbox_bt_reclaim(pbox_store *st, bool reclaim, uint64_t *leaked);
 
+/* ---- inspection -------------------------------------------------------------------------- */
+
+#define PBOX_BT_INSPECT_LEVELS 24u /* deepest tree the walk reports (deeper is PBOX_ECORRUPT) */
+#define PBOX_BT_INSPECT_FILL_BUCKETS 10u
+
+/* What pbox_bt_inspect found. Level 0 is the root; level depth - 1 the leaves. Fill: the
+ * bytes of a node in use (header, slots, fences, keys, inline values) over the node size
+ * (page size - 32); bucket i counts nodes with i*10% <= fill < (i+1)*10% (100% in bucket 9).
+ * Overflow pages are counted from the leaves' references (ceil(length / data bytes per
+ * page)), not by walking the chains. Value sizes count a long value's full length. */
+typedef struct pbox_bt_inspect_info {
+	uint64_t depth;                                      /* levels (1: the root is a leaf) */
+	uint64_t pages[PBOX_BT_INSPECT_LEVELS];              /* nodes per level */
+	uint64_t leaves, inner;
+	uint64_t leaf_fill[PBOX_BT_INSPECT_FILL_BUCKETS];    /* histogram of leaf fill */
+	uint64_t inner_fill[PBOX_BT_INSPECT_FILL_BUCKETS];   /* histogram of inner-node fill */
+	uint64_t node_bytes_used;                            /* sum over all nodes */
+	uint64_t overflow_values, overflow_pages, overflow_bytes;
+	uint64_t keys;                                       /* = values */
+	uint64_t key_min, key_max, key_sum;                  /* 0 when there are no keys */
+	uint64_t val_min, val_max, val_sum;
+	uint32_t page_size;
+} pbox_bt_inspect_info;
+
+/* Walk the whole tree and fill *info. Latching as pbox_bt_verify: shared latches top-down,
+ * the root held for the whole walk (splits and merges wait; point changes to leaves off the
+ * current path go on, so the figures are those of one structure with each leaf as it was
+ * when visited). Each node passes the node self-check first. 0, PBOX_ECORRUPT, PBOX_EINVAL,
+ * -ENOMEM or an I/O error. */
+int pbox_bt_inspect(pbox_bt *bt, pbox_bt_inspect_info *info);
+
+/* ---- compacting copy --------------------------------------------------------------------
+ * Copy every tree of src into dst (an open, empty store: no tree, PBOX_EEXIST otherwise), as
+ * one snapshot of src (a read-only transaction: writers on src go on), each tree in key
+ * order so the copy's nodes are nearly full: a store rewritten this way holds about its live
+ * data (`kvstore compact` builds one beside the source and swaps the directories). dst's
+ * changes are durable once the caller closes or checkpoints it. A store with another data
+ * structure (a meta slot other than the catalog's in use, in either store) is refused with
+ * PBOX_ENOTSUP. On an error dst holds part of the data: discard it. */
+typedef struct pbox_bt_copy_info {
+	uint64_t trees, pairs, bytes; /* bytes: keys + values */
+} pbox_bt_copy_info;
+int pbox_bt_copy_trees(pbox_store *src, pbox_store *dst, pbox_bt_copy_info *info);
+
 #ifdef __cplusplus
 }
 #endif
