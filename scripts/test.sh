@@ -7,7 +7,7 @@
 #              sweeps (faults, corruption, errpaths_*: they run in release and asan; under
 #              TSan they took 4 of the run's minutes and exercise no concurrency of their own);
 #   minimal    metrics and jemalloc compiled out: every test but the long kvstore end-to-end
-#              runs (torture, power cut, recovery time, transactions: the same code paths as
+#              runs (torture, power cut, recovery time, transactions, backup: the same code paths as
 #              release, which runs them) —
 # then
 #   fuzz       clang + libFuzzer + ASan/UBSan: replays the corpora (fuzz/corpus, fuzz/regress)
@@ -99,7 +99,7 @@ for b in $builds; do
     tsan)    opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPBOX_SANITIZE=thread -DPBOX_DIAGNOSTIC=ON)
              skip=(-E '^(faults|corruption|errpaths_.*)$') ;;
     minimal) opts=(-DCMAKE_BUILD_TYPE=Release -DPBOX_METRICS=OFF -DPBOX_JEMALLOC=OFF)
-             skip=(-E '^kvstore_(torture|powercut|recovery_time|txn)$') ;;
+             skip=(-E '^kvstore_(torture|powercut|recovery_time|txn|backup)$') ;;
     *) echo "unknown build '$b' (release, asan, tsan, minimal, fuzz, coverage)" >&2; exit 2 ;;
   esac
   dir="$root/build/test-$b"

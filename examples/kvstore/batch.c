@@ -221,6 +221,22 @@ static void do_dump(session *s, const char *path)
 	puts("OK");
 }
 
+/* backup DEST: everything acknowledged before it is in the copy (kv_backup_now flushes the
+ * log first). A bad destination is the caller's error, not the store's. */
+static void do_backup(session *s, const char *dest)
+{
+	char msg[512];
+	int rc = kv_backup_now(s->db.st, dest, 0, false, NULL, msg, sizeof(msg));
+	if (!rc) {
+		puts("OK");
+		return;
+	}
+	if (rc != PBOX_EEXIST && rc != PBOX_ENOTFOUND && rc != PBOX_EINVAL && rc != PBOX_EBUSY &&
+	    (rc >= PBOX_STATUS_MIN && rc <= PBOX_STATUS_MAX))
+		s->store_error = true;
+	printf("ERR backup: %s\n", msg);
+}
+
 /* One command line (already split into fields); writes exactly one response. */
 static void run_line(session *s, char **f, int nf)
 {
@@ -366,11 +382,20 @@ static void run_line(session *s, char **f, int nf)
 			puts("ERR dump: not inside a transaction (commit or abort first)");
 		else
 			do_dump(s, k);
+	} else if (!strcmp(c, "backup")) {
+		NEED(2, "backup DEST");
+		DECODE(1, &k, &kl);
+		if (s->txn || s->dead) /* a backup is no part of a transaction */
+			puts("ERR backup: not inside a transaction (commit or abort first)");
+		else if (!*k)
+			puts("ERR backup: empty destination");
+		else
+			do_backup(s, k);
 	} else if (!*c) {
 		puts("ERR empty command");
 	} else {
 		puts("ERR unknown command (put, del, get, scan, begin [ro], commit, abort, sync, "
-		     "checkpoint, dump)");
+		     "checkpoint, dump, backup)");
 	}
 out:
 #undef NEED

@@ -7,11 +7,15 @@
  *               torture test driver in tests/kvstore)
  *   batch.c     the `batch` line protocol (transactions: pbox_txn)
  *   stress.c    `stress` (concurrent writers: puts, transactions of K keys, or conflicting
- *               transfer transactions) and `check-acks` (their proof)
+ *               transfer transactions; optional backups while they run)
  *   dump.c      the dump format (its table): writer and parser, no store access
  *   ops.c       `dump`, `load`, `create-tree`, `drop-tree`; kv_dump_store (also `dump FILE`
  *               in batch)
  *   inspect_cmd.c  `inspect` (pbox_bt_inspect per tree, store figures; text or JSON)
+ *   backup_cmd.c   `backup`, `compact`; kv_backup_now (also `backup DEST` in batch and
+ *               `stress --backup-every`)
+ *   check_acks.c   `check-acks` (the proof stress's acknowledgements were kept)
+ *   xfer.c      the keys and values of `stress --transfers` (xfer.h)
  */
 #ifndef KVSTORE_H
 #define KVSTORE_H
@@ -186,5 +190,15 @@ int kv_cmd_create_tree(const kv_opts *o, int argc, char **argv);
 int kv_cmd_drop_tree(const kv_opts *o, int argc, char **argv);
 /* inspect_cmd.c */
 int kv_cmd_inspect(const kv_opts *o, int argc, char **argv);
+
+/* ---- backup_cmd.c ------------------------------------------------------------------------ */
+
+/* Flush the log, then pbox_store_backup of st into dest (rate: bytes/s, 0 = no limit; show:
+ * a progress line on a terminal's stderr). 0, or the error with a one-line msg. Safe while
+ * other threads use the store. */
+int kv_backup_now(pbox_store *st, const char *dest, uint64_t rate, bool show,
+		  pbox_backup_info *info, char *msg, size_t cap);
+int kv_cmd_backup(const kv_opts *o, int argc, char **argv);
+int kv_cmd_compact(const kv_opts *o, int argc, char **argv);
 
 #endif

@@ -50,11 +50,16 @@ static const char usage_text[] =
 	"                          get K, scan START END LIMIT, begin [ro] (a transaction; ro: a\n"
 	"                          read-only snapshot), commit (OK, CONFLICT: nothing applied, or\n"
 	"                          ERR), abort, sync, checkpoint, dump FILE (all trees, not in\n"
-	"                          a transaction); in a transaction get/scan/del\n"
-	"                          see its own writes (del of an absent key: NOTFOUND)\n"
+	"                          a transaction), backup DEST (the same); in a transaction\n"
+	"                          get/scan/del see its own writes (del of an absent key:\n"
+	"                          NOTFOUND)\n"
 	"  stress --threads N --seconds S --ack-file FILE [--batch K] [--value-size B]\n"
+	"         [--backup-every S --backup-dir DIR]\n"
 	"                          concurrent writers of new keys, each a put or (K > 1) a\n"
-	"                          transaction of K keys, logging every acknowledged key\n"
+	"                          transaction of K keys, logging every acknowledged key; with\n"
+	"                          --backup-every, a backup every S seconds into\n"
+	"                          DIR/backup-N, between ack-file lines \"# backup PATH begin\"\n"
+	"                          and \"# backup PATH end\" (also with --transfers)\n"
 	"  stress --threads N --seconds S --ack-file FILE --transfers ACCOUNTS\n"
 	"                          concurrent conflicting transactions moving amounts between\n"
 	"                          ACCOUNTS accounts acct/NNNNNNNN (1000 each when created;\n"
@@ -76,6 +81,11 @@ static const char usage_text[] =
 	"                          file and log sizes\n"
 	"  create-tree NAME        create an empty tree (exit 4 if it exists)\n"
 	"  drop-tree NAME          remove a tree and free its pages (exit 1 if absent)\n"
+	"  backup [--rate R] DEST  copy the store (nobody else may have it open) into DEST (new\n"
+	"                          or empty; exit 4 otherwise); R: bytes per second, e.g. 50M\n"
+	"  compact                 rewrite the store beside itself (DIR.compact) in key order and\n"
+	"                          swap the directories: the data file shrinks to about the live\n"
+	"                          data (needs room for a copy; nobody else may have it open)\n"
 	"  help                    this text\n"
 	"\n"
 	"Keys and values are byte strings: bytes that are not printable ASCII, and space, tab\n"
@@ -814,5 +824,9 @@ int main(int argc, char **argv)
 		return kv_cmd_create_tree(&o, cargc, cargv);
 	if (!strcmp(cmd, "drop-tree"))
 		return kv_cmd_drop_tree(&o, cargc, cargv);
+	if (!strcmp(cmd, "backup"))
+		return kv_cmd_backup(&o, cargc, cargv);
+	if (!strcmp(cmd, "compact"))
+		return kv_cmd_compact(&o, cargc, cargv);
 	return usage_error("unknown command");
 }

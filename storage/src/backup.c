@@ -15,7 +15,8 @@
  *      read after E (growth precedes the log that names a new page) and the pages past the
  *      first pass are copied too;
  *   4. the log segments from F's to E's: whole below E, E's own up to E (zeros after it,
- *      so nothing past E can validate in the copy). A transaction whose commit record lies
+ *      so nothing past E can validate in the copy); of F's own, its header and the bytes
+ *      from F on (the copy's log is opened at F and never reads what lies before). A transaction whose commit record lies
  *      below E is re-installed by the copy's recovery; one whose commit record does not left
  *      no change on any page the copy holds (its install follows its commit record).
  * The copy's superblocks are the ones read in 1, so its recovery starts at R (and F).
@@ -245,7 +246,17 @@ static int copy_log(bk *b, pbox_lsn from, pbox_lsn end)
 		uint64_t len = end - base >= seg ? seg : end - base;
 		if (len < WAL_HDR)
 			len = WAL_HDR;
-		int r = copy_range(b, in, out, 0, len, &b->info.log_bytes, src);
+		/* the first segment: its header, then from F on (the log is opened at F: what
+		 * lies between is never read, and stays zero) */
+		uint64_t skip = 0;
+		if (from > base + WAL_HDR)
+			skip = (from - base) & ~(uint64_t)(WAL_HDR - 1);
+		if (skip > len)
+			skip = len;
+		int r = copy_range(b, in, out, 0, WAL_HDR, &b->info.log_bytes, src);
+		if (!r)
+			r = copy_range(b, in, out, skip > WAL_HDR ? skip : WAL_HDR, len,
+				       &b->info.log_bytes, src);
 		if (!r)
 			r = io->ftruncate(io, out, seg); /* zeros past the end: nothing validates */
 		if (!r)
