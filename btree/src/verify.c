@@ -45,7 +45,16 @@ static int verify_node(vstate *vs, pbox_pid pid, unsigned depth, const uint8_t *
 	void *page = pbox_page_addr(bt->st, pid);
 	const uint8_t *lo, *hi;
 	uint32_t lol, hil;
-	if (pbox__bt_page_type(page) != BT_PAGE_TYPE || (r = pbox__bt_node_verify(page, bt->ps)) ||
+	if (pbox__bt_page_type(page) != BT_PAGE_TYPE) { /* (this used to return 0: verified) */
+		r = PBOX_CORRUPT();
+		goto out;
+	}
+	/* a dropped tree's root keeps its page with this kind byte: the handle is stale */
+	if (depth == 0 && ((const uint8_t *)page)[PBOX_PAGE_HDR] == DROPPED_KIND) {
+		r = PBOX_ECLOSED;
+		goto out;
+	}
+	if ((r = pbox__bt_node_verify(page, bt->ps)) ||
 	    (r = pbox__bt_node_fences(page, bt->ps, &lo, &lol, &hi, &hil)))
 		goto out;
 	/* the node's fences equal the range its parent gives it */

@@ -177,6 +177,8 @@ START_TEST(test_catalog_drop)
 		CK_RC(pbox_bt_remove(hs[h], key, 8, 0), PBOX_ECLOSED);
 		CK_RC(pbox_bt_scan(hs[h], NULL, 0, NULL, 0, count_fn, &n), PBOX_ECLOSED);
 		REQ_EQ(n, 0);
+		pbox_bt_verify_info vi;
+		CK_RC(pbox_bt_verify(hs[h], &vi), PBOX_ECLOSED); /* was PBOX_ECORRUPT */
 	}
 	/* the name can be used again: a new, empty tree; the old handles stay closed */
 	pbox_bt *again = bt_create(e.st, "victim");
