@@ -44,7 +44,7 @@ fuzz_build() {
   # -Werror off: clang has warnings gcc lacks; the gcc builds keep -Werror
   CC=clang cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPBOX_SANITIZE=address \
         -DPBOX_FUZZ=ON -DPBOX_BUILD_TESTS=OFF -DPBOX_BUILD_BENCH=OFF -DPBOX_WERROR=OFF >/dev/null
-  local targets=(fuzz_node fuzz_wal fuzz_store fuzz_ops fuzz_dump)
+  local targets=(fuzz_node fuzz_wal fuzz_store fuzz_ops fuzz_dump fuzz_ship)
   cmake --build "$dir" -j "$jobs" --target "${targets[@]}"
   echo "=== pagebox: fuzz corpus replays ==="
   (cd "$dir" && ctest --output-on-failure --timeout 900) || return 1

@@ -195,6 +195,7 @@ static int copy_data(bk *b, const unsigned char *super, uint32_t ps, pbox_lsn *e
 	}
 	uint64_t size = 0, size2 = 0;
 	int r = io->fsize(io, st->data_fd, &size);
+	b->total += size; /* for the progress reports: the data file, then the log */
 	if (!r)
 		r = pbox_io_pwrite_full(io, out, super, 2 * (size_t)ps, 0);
 	if (!r) {
@@ -333,9 +334,7 @@ int pbox_store_backup(pbox_store *st, const char *dest, const pbox_backup_option
 			say(&b, "reading the superblocks: %s", pbox_strerror(r));
 	}
 	if (!r) {
-		uint64_t size = 0;
-		if (!st->io->fsize(st->io, st->data_fd, &size))
-			b.total = size + (pbox_wal_durable_lsn(st->wal) - from) + WAL_HDR;
+		b.total = pbox_wal_durable_lsn(st->wal) - from + WAL_HDR; /* copy_data adds its size */
 		r = copy_data(&b, super, ps, &end); /* 2, 3 */
 	}
 	if (!r)

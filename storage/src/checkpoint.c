@@ -7,10 +7,16 @@
  *   2. write back every page whose dirty LSN is at most C, from a snapshot of the resident
  *      set, holding each page's latch shared across its write (no older image can land after
  *      a newer one) and waiting for the WAL first (the WAL rule);
- *   3. fdatasync the data file; make the WAL segment holding C exist, durably; write the next
- *      superblock with redo start C and logical start L = min(C, the extensions' log floors,
- *      read after C was taken) (fdatasynced);
- *   4. recycle the WAL below L (or below a running backup's floor, if that is earlier).
+ *   3. fdatasync the data file; make the WAL segment holding C exist, durably; read the
+ *      extensions' log floors (after C was taken); make the log durable to its current end
+ *      (what settled a floor dropped before the read is in it); write the next superblock
+ *      with redo start C and logical start L = min(C, the floors) (fdatasynced);
+ *   4. recycle the WAL below L (or below a running backup's floor or an open tail's
+ *      position, if earlier: tail.c).
+ * On a replica (replica.c) C is not the WAL's end but the latest epoch start of the primary
+ * at or below the applied LSN (groups past the applied LSN may be in the log and not on the
+ * pages yet; a torn page is repaired only by the primary's full-page images, which follow
+ * the primary's epoch starts), and L also respects the replica's open transactions.
  * A failed checkpoint poisons the store (pages may be half written; the log still has them).
  *
  * Locking: ckpt_mu makes one checkpoint at a time. Only the first page latch of a batch may
@@ -56,7 +62,7 @@ int pbox_store_checkpoint(pbox_store *st)
 	/* 1 */
 	pthread_rwlock_wrlock(&st->ckpt_lock);
 	atomic_fetch_add(&st->ckpt_epoch, 1);
-	pbox_lsn c = pbox_wal_end_lsn(st->wal);
+	pbox_lsn c = st->replica ? pbox__replica_ckpt_lsn(st) : pbox_wal_end_lsn(st->wal);
 	pthread_rwlock_unlock(&st->ckpt_lock);
 	/* 2: snapshot the resident set, then write from the snapshot. (Scanning the live set
 	 * in slices would miss pages that a concurrent eviction's swap-remove moves into an
@@ -139,13 +145,27 @@ int pbox_store_checkpoint(pbox_store *st)
 		pbox_lsn f = pbox__store_ext_floor(st);
 		if (f != PBOX_LSN_NONE && f < c)
 			logical = f;
+		f = st->replica ? pbox__replica_floor(st) : PBOX_LSN_NONE;
+		if (f != PBOX_LSN_NONE && f < logical)
+			logical = f;
 	}
+	/* An extension that dropped its floor before the walk above logged, before dropping
+	 * it, what settles it (a transaction's install and end record), possibly above C and
+	 * not yet durable: were the superblock to name a logical start past that commit and
+	 * the power then fail, recovery would neither redo the install (lost with the log's
+	 * tail) nor replay the commit (below the logical start). So the log is made durable up
+	 * to its end as of now first. */
+	if (!r)
+		r = pbox_wal_wait_durable(st->wal, pbox_wal_end_lsn(st->wal));
 	if (!r) {
 		st->checkpoints++;
 		r = pbox__store_write_super(st, c, logical);
 	}
 	/* a running backup (backup.c) still copies segments from its floor on */
 	pbox_lsn recycle = logical, bf = atomic_load(&st->backup_floor);
+	if (bf != PBOX_LSN_NONE && bf < recycle)
+		recycle = bf;
+	bf = pbox__tail_floor(st, pbox_wal_end_lsn(st->wal)); /* tails still shipping */
 	if (bf != PBOX_LSN_NONE && bf < recycle)
 		recycle = bf;
 	if (!r)
@@ -166,7 +186,8 @@ static void *ac_main(void *arg)
 	pbox_store *st = arg;
 	pthread_mutex_lock(&st->ac_mu);
 	while (!st->ac_stop) {
-		pbox_lsn end = pbox_wal_end_lsn(st->wal);
+		/* a replica can checkpoint only up to its primary's latest known epoch start */
+		pbox_lsn end = st->replica ? pbox__replica_ckpt_lsn(st) : pbox_wal_end_lsn(st->wal);
 		pbox_lsn start = atomic_load(&st->redo_start);
 		if (!pbox__poisoned(st) && end > start && end - start >= st->ac_bytes) {
 			pthread_mutex_unlock(&st->ac_mu);

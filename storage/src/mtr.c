@@ -41,6 +41,8 @@ int pbox_mtr_begin(pbox_store *st, pbox_mtr **out)
 	int r = pbox__poisoned(st);
 	if (r)
 		return r;
+	if (st->replica)
+		return PBOX_ENOTSUP; /* a replica changes only through pbox_store_apply */
 	pbox_mtr *m = pbox_calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;

@@ -208,24 +208,60 @@ static const pbox_redo_handler *find_handler(pbox_store *st, uint16_t type)
 	return NULL;
 }
 
-int pbox__redo_apply(pbox_store *st, uint16_t type, const unsigned char *payload, uint32_t len,
-		     pbox_lsn end, bool *restored, int *decision)
+int pbox__redo_check(pbox_store *st, uint16_t type, const unsigned char *payload, uint32_t len,
+		     pbox_pid *pid_out)
 {
 	const uint32_t ps = st->pub.page_size;
 	if (len < 8)
 		return PBOX_CORRUPT();
 	pbox_pid pid = ld64(payload);
+	*pid_out = pid;
+	const pbox_redo_handler *h = type >= PBOX_REDO_TYPE_USER ? find_handler(st, type) : NULL;
+	if (pid == PBOX_PID_NONE)
+		return h && h->logical ? 0 : PBOX_CORRUPT(); /* nobody could replay it */
 	if (pid >= st->max_pages)
 		return PBOX_CORRUPT_PID(pid);
-	const pbox_redo_handler *h = NULL;
-	if (type >= PBOX_REDO_TYPE_USER && (!(h = find_handler(st, type)) || !h->fn))
-		return PBOX_CORRUPT_PID(pid); /* a record type nobody registered */
-	if (type < PBOX_REDO_TYPE_USER && type != REDO_FPI && type != REDO_WRITE && type != REDO_INIT)
-		return PBOX_CORRUPT_PID(pid);
-	bool torn = false;
-	int r = pbox__pool_fix_x(st, pid, true, &torn);
+	uint32_t blen = len - 8;
+	switch (type) {
+	case REDO_FPI:
+		return blen == ps ? 0 : PBOX_CORRUPT_PID(pid);
+	case REDO_INIT:
+		return blen == 2 ? 0 : PBOX_CORRUPT_PID(pid);
+	case REDO_WRITE: {
+		uint32_t off = blen >= 4 ? ld32(payload + 8) : UINT32_MAX;
+		return blen < 4 || off > ps || blen - 4 > ps - off ? PBOX_CORRUPT_PID(pid) : 0;
+	}
+	default:
+		return h && h->fn ? 0 : PBOX_CORRUPT_PID(pid); /* a type nobody registered */
+	}
+}
+
+int pbox__redo_apply(pbox_store *st, uint16_t type, const unsigned char *payload, uint32_t len,
+		     pbox_lsn end, bool *restored, int *decision)
+{
+	pbox_pid pid;
+	int r = pbox__redo_check(st, type, payload, len, &pid);
 	if (r)
 		return r;
+	if (pid == PBOX_PID_NONE)
+		return PBOX_CORRUPT(); /* callers deliver logical records elsewhere */
+	bool torn = false;
+	if ((r = pbox__pool_fix_x(st, pid, true, &torn)))
+		return r;
+	r = pbox__redo_apply_held(st, type, payload, len, end, torn, restored, decision);
+	pbox__pool_unfix_x(st, pid);
+	return r;
+}
+
+int pbox__redo_apply_held(pbox_store *st, uint16_t type, const unsigned char *payload,
+			  uint32_t len, pbox_lsn end, bool torn, bool *restored, int *decision)
+{
+	const uint32_t ps = st->pub.page_size;
+	pbox_pid pid;
+	int r = pbox__redo_check(st, type, payload, len, &pid);
+	if (r)
+		return r;
+	const pbox_redo_handler *h = type >= PBOX_REDO_TYPE_USER ? find_handler(st, type) : NULL;
 	unsigned char *page = pbox_page_addr(st, pid);
 	const unsigned char *body = payload + 8;
 	uint32_t blen = len - 8;
@@ -235,36 +271,24 @@ int pbox__redo_apply(pbox_store *st, uint16_t type, const unsigned char *payload
 		*decision = torn || ld64(page + OFF_LSN) < end;
 	bool apply = *decision;
 	if (type == REDO_FPI) {
-		if (blen != ps) {
-			r = PBOX_CORRUPT_PID(pid);
-		} else if (apply) {
+		if (apply) {
 			memcpy(page, body, ps);
 			*restored |= torn;
 			torn = false;
 			*decision = 0; /* the image already holds the group's other changes */
 		}
 	} else if (torn && type == REDO_INIT) {
-		if (blen != 2) {
-			r = PBOX_CORRUPT_PID(pid);
-		} else { /* an INIT rebuilds the page whole: as good as an image */
-			pbox__page_init(page, ps, pid, ld16(body));
-			*restored = true;
-			*decision = 1;
-		}
+		/* an INIT rebuilds the page whole: as good as an image */
+		pbox__page_init(page, ps, pid, ld16(body));
+		*restored = true;
+		*decision = 1;
 	} else if (torn) {
 		r = PBOX_CORRUPT_PID(pid); /* damaged on disk and no full-page image to restore it */
 	} else if (apply) {
 		if (type == REDO_WRITE) {
-			uint32_t off = blen >= 4 ? ld32(body) : UINT32_MAX;
-			if (blen < 4 || off > ps || blen - 4 > ps - off)
-				r = PBOX_CORRUPT_PID(pid);
-			else
-				memcpy(page + off, body + 4, blen - 4);
+			memcpy(page + ld32(body), body + 4, blen - 4);
 		} else if (type == REDO_INIT) {
-			if (blen != 2)
-				r = PBOX_CORRUPT_PID(pid);
-			else
-				pbox__page_init(page, ps, pid, ld16(body));
+			pbox__page_init(page, ps, pid, ld16(body));
 		} else {
 			r = h->fn(page, ps, body, blen, h->arg);
 			if (r == PBOX_ECORRUPT) /* the handler's verdict, recorded here */
@@ -277,6 +301,5 @@ int pbox__redo_apply(pbox_store *st, uint16_t type, const unsigned char *payload
 		frame *f = pbox__frame(st, pid);
 		atomic_compare_exchange_strong(&f->dirty, &zero, end);
 	}
-	pbox__pool_unfix_x(st, pid);
 	return r;
 }

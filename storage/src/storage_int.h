@@ -193,6 +193,14 @@ struct pbox_store {
 	 * PBOX_LSN_NONE otherwise) */
 	atomic_bool backup_busy;
 	_Atomic pbox_lsn backup_floor;
+	/* log tails (tail.c): the open tails, each with an atomic position that checkpoints
+	 * keep the log from (unless it lags too far: then the tail is marked lagged and let
+	 * go). tail_mu guards the list; taken inside ckpt_mu, never the other way round. */
+	pthread_mutex_t tail_mu;
+	struct pbox_tail *tails;
+	/* replica mode (replica.c): immutable after open; rep is the replica's state */
+	bool replica;
+	struct replica *rep;
 
 	/* extensions (pbox_store_ext): created under ext_mu, read lock-free once published */
 	pthread_mutex_t ext_mu;
@@ -281,6 +289,30 @@ int pbox__redo_apply(pbox_store *st, uint16_t type, const unsigned char *payload
 /* ---- backup.c ---------------------------------------------------------------------- */
 /* The marker an unfinished backup holds; open refuses a directory with it (PBOX_EPARTIAL). */
 #define PBOX_BACKUP_MARKER "BACKUP-INCOMPLETE"
+
+/* Recovery's record rules, without touching a page: 0 if the record could be applied by
+ * pbox__redo_apply (type known, lengths right, page id in range), else PBOX_ECORRUPT.
+ * *pid = its page id (PBOX_PID_NONE: logical). */
+int pbox__redo_check(pbox_store *st, uint16_t type, const unsigned char *payload, uint32_t len,
+		     pbox_pid *pid);
+/* pbox__redo_apply on a page the caller holds exclusively and resident (replica apply). */
+int pbox__redo_apply_held(pbox_store *st, uint16_t type, const unsigned char *payload,
+			  uint32_t len, pbox_lsn end, bool torn, bool *restored, int *decision);
+
+/* ---- tail.c ------------------------------------------------------------------------ */
+/* The earliest position of the open tails (PBOX_LSN_NONE: none); tails more than their
+ * max_lag_bytes behind end are marked lagged and not counted. Caller holds ckpt_mu. */
+pbox_lsn pbox__tail_floor(pbox_store *st, pbox_lsn end);
+
+/* ---- replica.c --------------------------------------------------------------------- */
+/* After recovery of a replica: rebuild the open-transaction set from the logical start. */
+int pbox__replica_init(pbox_store *st, const pbox_store_options *o);
+void pbox__replica_fini(pbox_store *st);
+/* A checkpoint's redo start on a replica: an epoch start of the primary at or below the
+ * applied LSN (caller holds ckpt_lock exclusively). */
+pbox_lsn pbox__replica_ckpt_lsn(pbox_store *st);
+/* The oldest first record of a transaction not ended (PBOX_LSN_NONE: none). */
+pbox_lsn pbox__replica_floor(pbox_store *st);
 
 /* ---- checkpoint.c ------------------------------------------------------------------- */
 int pbox__ac_start(pbox_store *st, uint64_t bytes);

@@ -77,6 +77,7 @@ static void destroy(pbox_store *st)
 	pbox__ac_stop(st);
 	pbox__pool_bg_stop(st);
 	pbox__store_ext_destroy(st);
+	pbox__replica_fini(st);
 	if (st->wal)
 		pbox_wal_close(st->wal);
 	pbox__pool_fini(st);
@@ -95,6 +96,7 @@ static void destroy(pbox_store *st)
 	pthread_cond_destroy(&st->ac_cv);
 	pthread_rwlock_destroy(&st->ckpt_lock);
 	pthread_mutex_destroy(&st->ext_mu);
+	pthread_mutex_destroy(&st->tail_mu);
 	pbox_free(st->dir);
 	pbox_free(st);
 }
@@ -122,6 +124,8 @@ static pbox_store *new_store(const pbox_store_options *o)
 	pthread_cond_init(&st->ac_cv, NULL);
 	pthread_rwlock_init(&st->ckpt_lock, NULL);
 	pthread_mutex_init(&st->ext_mu, NULL);
+	pthread_mutex_init(&st->tail_mu, NULL);
+	st->replica = o->replica;
 	atomic_store(&st->ckpt_epoch, 1);
 	return st;
 }
@@ -306,9 +310,14 @@ static int open_recover(pbox_store *st, const char *dir, const pbox_store_option
 	if (!r && (r = pbox__store_read_meta(st)))
 		explain(o, "%s: the allocator's meta page is damaged: %s", dir, pbox_strerror(r));
 	st->recovering = false;
-	/* logical records and the recovered hooks, on a store that is now fully usable */
-	if (!r && (r = pbox__store_recover_logical(st)))
+	/* logical records and the recovered hooks, on a store that is now fully usable; a
+	 * replica replays none (re-installing a transaction would append groups of its own to
+	 * a log that must mirror its primary's): it only learns which transactions are open */
+	if (!r && !st->replica && (r = pbox__store_recover_logical(st)))
 		explain(o, "%s: replaying logical records failed: %s", dir, pbox_strerror(r));
+	if (!r && st->replica && (r = pbox__replica_init(st, o)))
+		explain(o, "%s: reading the replica's open transactions failed: %s", dir,
+			pbox_strerror(r));
 	return r;
 }
 
@@ -323,6 +332,10 @@ int pbox_store_open(const char *dir, const pbox_store_options *o, pbox_store **o
 		o->errbuf[0] = 0;
 	if (o->nredo && !o->redo)
 		return PBOX_EINVAL;
+	if (o->replica && o->create) {
+		explain(o, "a replica is opened from a backup of its primary, never created");
+		return PBOX_EINVAL;
+	}
 	for (unsigned i = 0; i < o->nredo; i++) {
 		const pbox_redo_handler *h = &o->redo[i];
 		if (h->type < PBOX_REDO_TYPE_USER || (!h->fn && !h->logical) ||

@@ -1,7 +1,7 @@
 /*
  * check_faults.c — the fault matrix: a small btree store on memfs behind the fault-injecting
  * wrapper; for each phase (create/open, durable puts, a durable batch commit, a checkpoint,
- * recovery at open) and each fault — the Nth call of each I/O kind failing with EIO, the Nth
+ * recovery at open, an online backup) and each fault — the Nth call of each I/O kind failing with EIO, the Nth
  * pwrite failing with ENOSPC or made short, once or from then on (sticky), the Nth
  * allocation failing, once or sticky — N runs over every call the phase makes (until the
  * armed fault no longer fires). Every run:
@@ -23,9 +23,10 @@
 #include <errno.h>
 #include <stdlib.h>
 
-enum { PH_CREATE, PH_PUT, PH_BATCH, PH_CKPT, PH_RECOVER, PH_COUNT };
+enum { PH_CREATE, PH_PUT, PH_BATCH, PH_CKPT, PH_RECOVER, PH_BACKUP, PH_COUNT };
 static const char *const phase_names[PH_COUNT] = { "create", "put", "batch", "checkpoint",
-						   "recovery" };
+						   "recovery", "backup" };
+#define BACKUP_DIR "/bk"
 
 typedef struct fault {
 	bool alloc;        /* allocation fault (kind, err unused) */
@@ -49,6 +50,9 @@ typedef struct fx {
 	unsigned bkey[REL_NK];
 	int btarget[REL_NK], bbefore[REL_NK];
 	bool op_failed; /* some operation of the phase returned an error */
+	/* the backup phase: did pbox_store_backup return 0, and the states it must hold */
+	bool backup_ok;
+	int bk_state[REL_NK];
 	bool unsettled; /* recovery could not read every key: their state is unknown */
 } fx;
 
@@ -218,6 +222,21 @@ static void run_phase(fx *x, int ph, const fault *ft)
 			rel_oracle_durable(&x->or);
 		note(x, rel_put(x->bt, &x->or, (unsigned)pbox_rng_below(&r, REL_NK), PBOX_BT_DURABLE));
 		break;
+	case PH_BACKUP:
+		/* volatile writes, made durable by a flush: the copy must hold exactly them (no
+		 * write runs during the backup) */
+		for (unsigned i = 0; i < 8; i++)
+			OK(rel_put(x->bt, &x->or, (unsigned)pbox_rng_below(&r, REL_NK), 0));
+		OK(pbox_wal_flush(pbox_store_wal(x->st)));
+		rel_oracle_durable(&x->or);
+		memcpy(x->bk_state, x->or.durable, sizeof(x->bk_state));
+		arm(x, ft);
+		rc = pbox_store_backup(x->st, BACKUP_DIR, NULL, NULL);
+		note(x, rc);
+		x->backup_ok = rc == 0;
+		/* the store after it: a durable put (a failed backup poisons nothing) */
+		note(x, rel_put(x->bt, &x->or, (unsigned)pbox_rng_below(&r, REL_NK), PBOX_BT_DURABLE));
+		break;
 	case PH_RECOVER:
 		arm(x, ft);
 		rc = pbox_store_open(REL_DIR, &x->o, &x->st);
@@ -281,6 +300,32 @@ static const char *fault_name(const fault *ft, char *buf, size_t n)
 typedef struct tally {
 	uint64_t runs, fired, errors, swallowed;
 } tally;
+
+static void check_backup(fx *x, const char *fname, int mode)
+{
+	pbox_store_options o = x->o;
+	o.io = pbox_io_memfs_io(x->fs); /* no faults */
+	o.create = false;
+	pbox_store *st;
+	int rc = pbox_store_open(BACKUP_DIR, &o, &st);
+	if (rc) {
+		REQ(!x->backup_ok, "backup / %s (cut %d): the backup returned 0 but does not open: "
+			"%s (%s)", fname, mode, pbox_status_name(rc), x->err);
+		REQ(rc == PBOX_EPARTIAL || rc == PBOX_ENOTFOUND, "backup / %s (cut %d): a failed "
+			"backup opens with %s, not PBOX_EPARTIAL", fname, mode, pbox_status_name(rc));
+		return;
+	}
+	pbox_bt *bt;
+	REQ(pbox_bt_open(st, REL_TREE, &bt) == 0, "backup / %s: no tree in the backup", fname);
+	REQ(pbox_bt_verify(bt, NULL) == 0, "backup / %s: the backup does not verify", fname);
+	for (unsigned k = 0; k < REL_NK; k++) {
+		int s = rel_read(bt, k);
+		REQ(s == x->bk_state[k], "backup / %s (cut %d, returned %d): key %u in state %d, "
+			"the store's was %d", fname, mode, x->backup_ok, k, s, x->bk_state[k]);
+	}
+	pbox_bt_close(bt);
+	REQ(pbox_store_close(st) == 0, "backup / %s: closing the backup", fname);
+}
 
 /* One run; returns whether the armed fault fired. */
 static bool run_one(int ph, const fault *ft, tally *t)
@@ -389,6 +434,11 @@ static bool run_one(int ph, const fault *ft, tally *t)
 		    "%s / %s: failed batch half applied (%u of its keys new, %u old)", phase_names[ph],
 		    fname, applied, missing);
 	}
+	/* the backup, after the power cut: a backup that returned 0 opens and holds exactly the
+	 * state of its call; one that failed refuses to open (or, failed after its marker went,
+	 * holds that state too) */
+	if (ph == PH_BACKUP)
+		check_backup(&x, fname, mode);
 	/* the store works again */
 	for (unsigned k = 0; k < REL_NK; k++)
 		rel_oracle_settle(&x.or, k, got[k]);
@@ -442,7 +492,8 @@ START_TEST(test_io_faults)
 	uint64_t enospc = sweep(ph, (fault){ .kind = PBOX_IO_PWRITE, .err = ENOSPC, .sticky = sticky }, &t);
 	uint64_t shorts = sweep(ph, (fault){ .kind = PBOX_IO_PWRITE, .err = 0, .sticky = sticky }, &t);
 	/* every phase but recovery (which only reads here: no torn tail to erase) writes: a
-	 * sweep whose write faults never fired tested nothing */
+	 * sweep whose write faults never fired tested nothing (the backup phase too: it writes
+	 * the copy, and a durable put after it) */
 	REQ(t.fired > 0 && (ph == PH_RECOVER || (eio_writes > 0 && enospc > 0 && shorts > 0)),
 	    "%s: write faults fired %llu (EIO), %llu (ENOSPC), %llu (short) times", phase_names[ph],
 	    (unsigned long long)eio_writes, (unsigned long long)enospc, (unsigned long long)shorts);

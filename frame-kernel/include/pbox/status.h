@@ -35,7 +35,8 @@ extern "C" {
 	X(PBOX_ELIMIT,      -30914, "a documented size limit was exceeded")                  \
 	X(PBOX_ECONFLICT,   -30915, "write-write conflict with another transaction; retry")   \
 	X(PBOX_ESNAPSHOT,   -30916, "snapshot too old: versions it needs were discarded")    \
-	X(PBOX_EPARTIAL,    -30917, "an unfinished backup, not a store: take the backup again")
+	X(PBOX_EPARTIAL,    -30917, "an unfinished backup, not a store: take the backup again") \
+	X(PBOX_ELAGGED,     -30918, "fell too far behind the log: resynchronise from a backup")
 
 enum pbox_status {
 	PBOX_OK = 0,

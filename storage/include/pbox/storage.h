@@ -108,6 +108,16 @@ typedef struct pbox_redo_handler {
 
 /* ---- opening ----------------------------------------------------------------------------- */
 
+/* The logical records by which a structure brackets a transaction, for a replica: OPS
+ * (its writes, before its commit), COMMIT (the durability point: its changes follow as
+ * ordinary groups) and END (its changes are all in the log). Each payload starts with the
+ * transaction's u64 id. A type of 0 is not used; all three 0: no transactions (every
+ * group is a consistent point). The btree's transactions: { PBOX_REDO_TYPE_USER + 0x18,
+ * + 0x19, + 0x1a } (btree/src/txn_log.c; restated in storage/README.md). */
+typedef struct pbox_replica_txn {
+	uint16_t ops, commit, end;
+} pbox_replica_txn;
+
 typedef struct pbox_store_options {
 	pbox_io *io;               /* NULL: pbox_io_posix() */
 	bool create;               /* create the store if dir holds none (dir is created too) */
@@ -136,6 +146,14 @@ typedef struct pbox_store_options {
 	 * must stay valid while the store is open. */
 	const pbox_redo_handler *redo;
 	unsigned nredo;
+	/* Replica mode (see "log tailing and replicas" below): the store applies groups shipped
+	 * from a primary (pbox_store_apply) and accepts no mini-transaction of its own
+	 * (PBOX_ENOTSUP). Recovery redoes its log but replays no logical record: transactions
+	 * a replica holds half installed are finished by the primary's groups, or by the
+	 * recovery of a normal open (promotion). */
+	bool replica;
+	pbox_replica_txn replica_txn; /* the transaction records to keep readers out of */
+	uint64_t replica_max_pending_bytes; /* default 64 MiB (see pbox_store_apply) */
 } pbox_store_options;
 
 void pbox_store_options_init(pbox_store_options *o);
@@ -320,6 +338,81 @@ typedef struct pbox_store_stats {
 } pbox_store_stats;
 
 void pbox_store_get_stats(pbox_store *st, pbox_store_stats *s);
+
+/* ---- log tailing and replicas (src/tail.c, src/replica.c; storage/README.md) -----------
+ *
+ * A tail ships a store's log as it becomes durable: pbox_store_tail_next returns one whole,
+ * durable group at a time, encoded as a self-describing "shipped group" (format tabled in
+ * storage/README.md: header with magic, version, group LSN, end LSN, a redo hint, CRC32C,
+ * then the records). While the tail is open, checkpoints recycle no segment at or above its
+ * position, unless the log's end runs more than max_lag_bytes past it: then the tail lets
+ * go and its next call returns PBOX_ELAGGED (the receiver must start again from a backup).
+ * Close every tail before its store. One thread per tail at a time. */
+typedef struct pbox_tail pbox_tail;
+typedef struct pbox_tail_options {
+	uint64_t max_lag_bytes; /* default 256 MiB; at least one WAL segment */
+	char *errbuf;           /* if non-NULL: a one-line explanation of the last error */
+	size_t errbuf_len;
+} pbox_tail_options;
+
+/* Bytes of a shipped group's header, and of each record's header in it. */
+#define PBOX_SHIP_HDR 48u
+#define PBOX_SHIP_REC_HDR 8u
+
+void pbox_tail_options_init(pbox_tail_options *o);
+/* Tail st's log from from: the end of the last group the receiver holds (for a replica,
+ * pbox_store_replica_lsn). PBOX_EINVAL: from lies beyond the log's end; PBOX_ELAGGED: the
+ * log no longer holds from (recycled). o may be NULL. */
+int pbox_store_tail_open(pbox_store *st, pbox_lsn from, const pbox_tail_options *o,
+			 pbox_tail **out);
+/* The next durable group, waiting up to timeout_ms (negative: forever) for one: 1 with the
+ * shipped group in buf (*len bytes) and its LSN range; 0 if none came in time;
+ * PBOX_ETOOSMALL with *len = the size needed (nothing consumed); PBOX_ELAGGED; or an
+ * error reading the log. lsn and end may be NULL. */
+int pbox_store_tail_next(pbox_tail *t, void *buf, size_t cap, size_t *len, pbox_lsn *lsn,
+			 pbox_lsn *end, int timeout_ms);
+/* The LSN the tail ships next from (the end of the last group it returned). */
+pbox_lsn pbox_store_tail_pos(const pbox_tail *t);
+void pbox_store_tail_close(pbox_tail *t);
+
+/* Apply one shipped group to a replica (a store opened with options.replica): the group is
+ * verified whole (format, checksum, every record against the store's rules) before
+ * anything is done, and must be the next one: its LSN the replica's next expected LSN
+ * (pbox_store_replica_lsn). It is appended to the replica's own log at the same LSN (the
+ * replica's log mirrors the primary's, so it recovers like a store) and applied to the
+ * pages as recovery would. Readers see whole transactions only: while the replica holds a
+ * transaction between its COMMIT and END records, new groups wait in memory (up to
+ * replica_max_pending_bytes; beyond it they are applied and read sessions wait instead)
+ * and are applied together once no transaction is open. Returns 0 (applied or held), 1
+ * (an old group the replica already holds: ignored), PBOX_ECORRUPT (damaged or truncated:
+ * nothing done), PBOX_EINVAL (not a replica, or a group out of order: nothing done),
+ * PBOX_EPOISONED; an error after the group was appended (I/O, a record a handler refused)
+ * poisons the replica. errbuf (may be NULL) gets a one-line explanation. One applier at a
+ * time (calls are serialised). */
+PBOX_NODISCARD int pbox_store_apply(pbox_store *replica, const void *group, size_t len,
+				    char *errbuf, size_t errbuf_len);
+/* The replica's next expected LSN (its log's end). */
+pbox_lsn pbox_store_replica_lsn(pbox_store *replica);
+
+/* Read sessions: on a replica every lookup, scan or snapshot must run inside one to see a
+ * transaction-consistent state; a session excludes pbox_store_apply's page changes (it
+ * waits for sessions to end, and new sessions wait for it), so keep them short. begin
+ * waits up to timeout_ms (negative: forever) and returns PBOX_EBUSY if the replica stays
+ * inside a transaction that long (e.g. its primary died between a commit and its end:
+ * promote it). On a normal store both are no-ops. Sessions do not nest. */
+int pbox_store_read_begin(pbox_store *st, int timeout_ms);
+void pbox_store_read_end(pbox_store *st);
+
+typedef struct pbox_replica_info {
+	pbox_lsn next_lsn;      /* the next group's LSN (the replica's log end) */
+	pbox_lsn applied_lsn;   /* groups below it are on the pages */
+	uint64_t pending_groups, pending_bytes; /* appended, waiting for a transaction's end */
+	uint64_t open_txns;     /* committed and not ended (as far as the log goes) */
+	bool readers_blocked;   /* past replica_max_pending_bytes inside a transaction */
+	uint64_t applied, duplicates, refused; /* groups since open */
+} pbox_replica_info;
+/* PBOX_EINVAL if st is no replica. */
+int pbox_store_replica_info(pbox_store *st, pbox_replica_info *info);
 
 /* ---- the page header's type field ---------------------------------------------------------
  * Every page starts with PBOX_PAGE_HDR bytes of header; its u16 page type sits at
