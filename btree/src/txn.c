@@ -143,6 +143,8 @@ void pbox__txn_ts_done(txnmgr *m, uint64_t ts)
 		*pp = c->next;
 		pbox_free(c);
 	}
+	if (ts > m->done_max)
+		m->done_max = ts;
 	atomic_store(&m->visible, m->inflight ? m->inflight->ts - 1 : m->clock);
 	uint64_t h = pbox__txn_horizon(m);
 	pthread_cond_broadcast(&m->cv);
@@ -196,6 +198,13 @@ int pbox_txn_begin(pbox_store *st, unsigned flags, pbox_txn **out)
 		pthread_mutex_lock(&m->mu);
 		atomic_store(&m->mode, 1);
 	}
+	/* The snapshot must hold every commit that was done before this begin (txn.h), also
+	 * when an older commit is still installing (commits finish out of ts order): visible
+	 * then lags behind them, and a snapshot taken from it missed this thread's own last
+	 * commit — its next write of the same key was a false conflict. Wait for the older
+	 * installs (they wait for nothing a beginning transaction holds). */
+	while (atomic_load(&m->visible) < m->done_max)
+		pthread_cond_wait(&m->cv, &m->mu);
 	t->snap = atomic_load(&m->visible);
 	t->next = m->active;
 	if (m->active)
