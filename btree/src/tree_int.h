@@ -16,6 +16,8 @@
  *   batch.c     atomic write batches over several trees
  *   verify.c    pbox_bt_verify
  *   reclaim.c   pbox_bt_reclaim: pages a crash left unreachable
+ *   inspect.c   pbox_bt_inspect: the shape and space use of a tree
+ *   copy.c      pbox_bt_copy_trees: the compacting copy of every tree (one snapshot)
  *
  * Concurrency in one paragraph (ARCHITECTURE §8; the rules in full live with their code):
  * readers and writers find leaves by optimistic lock coupling, reading nodes in place

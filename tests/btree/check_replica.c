@@ -391,6 +391,15 @@ START_TEST(t_ship)
 	REQ_T(pthread_create(&th_[3], NULL, reader_main, l) == 0);
 	REQ_T(pthread_create(&th_[4], NULL, reader_main, l) == 0);
 	usleep(1500000);
+	/* at least one automatic checkpoint of the primary while shipping (a slow build, e.g.
+	 * ThreadSanitizer's, writes less log per second): a bound on time, not a gate on rate */
+	for (unsigned i = 0; i < 300 && !atomic_load(&l->err); i++) {
+		pbox_store_stats s0;
+		pbox_store_get_stats(x.p.st, &s0);
+		if (s0.auto_checkpoints > 0)
+			break;
+		usleep(100000);
+	}
 	atomic_store(&l->stop, true);
 	pthread_join(th_[0], NULL);
 	pthread_join(th_[1], NULL);
