@@ -7,7 +7,7 @@
  *                source goes on working; the report's figures are sane
  *   dest         bad destinations: a file, a non-empty directory, a missing parent
  *                (PBOX_EEXIST, PBOX_ENOTFOUND, nothing written); an empty directory is fine;
- *                a second backup while one runs is PBOX_EBUSY
+ *                a second backup while one runs is PBOX_EBUSY; a poisoned store makes none
  *   cancel       the progress callback cancels: its code is returned, the destination
  *                refuses to open (PBOX_EPARTIAL) and holds no data file
  *   concurrent   three backups (rate limited, so checkpoints land inside them) while a
@@ -230,7 +230,13 @@ START_TEST(t_dest)
 	/* a finished backup's directory is no empty directory */
 	bo.progress = NULL;
 	CK_RC(pbox_store_backup(e.st, "/empty", &bo, NULL), PBOX_EEXIST);
+	/* a store that refuses work (after a failed sync) makes no backup */
 	pbox_bt_close(bt);
+	pbox_store_fail(e.st, -EIO);
+	CK_RC(pbox_store_backup(e.st, "/after-fail", &bo, NULL), PBOX_EPOISONED);
+	CK_RC(io->open(io, "/after-fail/" "BACKUP-INCOMPLETE", O_RDONLY, 0), -ENOENT);
+	pbox_store_close(e.st); /* refuses too: the store was poisoned */
+	e.st = NULL;
 	env_fini(&e);
 }
 END_TEST

@@ -669,6 +669,65 @@ END_TEST
 
 /* ---- refusals ------------------------------------------------------------------------------ */
 
+/* Bad arguments everywhere: PBOX_EINVAL, nothing changed (and read sessions on a normal
+ * store are no-ops). */
+START_TEST(t_args)
+{
+	pair x;
+	pair_init(&x);
+	pbox_tail *tl = NULL;
+	CK_RC(pbox_store_tail_open(NULL, 0, NULL, &tl), PBOX_EINVAL);
+	CK_RC(pbox_store_tail_open(x.p.st, 0, NULL, NULL), PBOX_EINVAL);
+	CK_RC(pbox_store_tail_open(x.p.st, pbox_store_replica_lsn(x.r.st), NULL, &tl), 0);
+	REQ_EQ(pbox_store_tail_pos(tl), pbox_store_replica_lsn(x.r.st));
+	size_t len = 0;
+	unsigned char small[8];
+	CK_RC(pbox_store_tail_next(NULL, small, sizeof(small), &len, NULL, NULL, 0), PBOX_EINVAL);
+	CK_RC(pbox_store_tail_next(tl, small, sizeof(small), NULL, NULL, NULL, 0), PBOX_EINVAL);
+	CK_RC(pbox_store_tail_next(tl, NULL, 8, &len, NULL, NULL, 0), PBOX_EINVAL);
+	pbox_store_tail_close(NULL);
+	pbox_store_tail_close(tl);
+	char err[256];
+	CK_RC(pbox_store_apply(NULL, small, sizeof(small), err, sizeof(err)), PBOX_EINVAL);
+	CK_RC(pbox_store_apply(x.p.st, small, sizeof(small), err, sizeof(err)), PBOX_EINVAL);
+	CK_RC(pbox_store_apply(x.r.st, NULL, 8, err, sizeof(err)), PBOX_EINVAL);
+	CK_RC(pbox_store_apply(x.r.st, small, 0, NULL, 0), PBOX_ECORRUPT);
+	pbox_replica_info ri;
+	CK_RC(pbox_store_replica_info(x.p.st, &ri), PBOX_EINVAL);
+	CK_RC(pbox_store_replica_info(NULL, &ri), PBOX_EINVAL);
+	CK_RC(pbox_store_replica_info(x.r.st, NULL), PBOX_EINVAL);
+	CK_RC(pbox_store_read_begin(NULL, 0), PBOX_EINVAL);
+	CK_RC(pbox_store_read_begin(x.p.st, 0), 0); /* a normal store: no-op */
+	pbox_store_read_end(x.p.st);
+	/* the other new calls' argument checks */
+	pbox_bt_inspect_info ii;
+	CK_RC(pbox_bt_inspect(NULL, &ii), PBOX_EINVAL);
+	CK_RC(pbox_bt_inspect(x.keys, NULL), PBOX_EINVAL);
+	CK_RC(pbox_store_backup(NULL, "/b", NULL, NULL), PBOX_EINVAL);
+	CK_RC(pbox_store_backup(x.p.st, NULL, NULL, NULL), PBOX_EINVAL);
+	char longname[4100];
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[0] = '/';
+	longname[sizeof(longname) - 1] = 0;
+	CK_RC(pbox_store_backup(x.p.st, longname, NULL, NULL), PBOX_EINVAL);
+	CK_RC(pbox_bt_copy_trees(x.p.st, NULL, NULL), PBOX_EINVAL);
+	/* the replica still follows after all that */
+	pbox_replica_info r0;
+	CK_RC(pbox_store_replica_info(x.r.st, &r0), 0);
+	REQ_EQ(r0.refused, 1); /* the empty group */
+	if (x.rkeys)
+		pbox_bt_close(x.rkeys);
+	if (x.rbank)
+		pbox_bt_close(x.rbank);
+	CK_RC(pbox_store_close(x.r.st), 0);
+	pbox_bt_close(x.keys);
+	pbox_bt_close(x.bank);
+	CK_RC(pbox_store_close(x.p.st), 0);
+	pbox_io_memfs_destroy(x.p.fs);
+	pbox_io_memfs_destroy(x.r.fs);
+}
+END_TEST
+
 START_TEST(t_refuse)
 {
 	pair x;
@@ -779,6 +838,7 @@ int main(void)
 	Suite *s = suite_create("replica");
 	TCase *tc = tcase_create("replica");
 	tcase_set_timeout(tc, 600);
+	tcase_add_test(tc, t_args);
 	tcase_add_test(tc, t_refuse);
 	tcase_add_test(tc, t_lag);
 	tcase_add_test(tc, t_ship);
