@@ -30,11 +30,12 @@
 #define _GNU_SOURCE
 #include "kvstore.h"
 
+#include <pbox/io.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -156,20 +157,6 @@ static int rm_tree(const char *path)
 	return nftw(path, rm_fn, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static int fsync_parent(const char *path)
-{
-	char *copy = strdup(path);
-	if (!copy)
-		return -1;
-	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(copy);
-	if (fd < 0)
-		return -1;
-	int r = fsync(fd);
-	close(fd);
-	return r;
-}
-
 static uint64_t file_size(const char *dir, const char *name)
 {
 	char path[4200];
@@ -250,9 +237,10 @@ int kv_cmd_compact(const kv_opts *o, int argc, char **argv)
 		return KV_EXIT_STORE;
 	}
 	int code = KV_EXIT_OK;
-	if (fsync_parent(dir) != 0) { /* the swap happened, but may not be durable */
+	int fr = pbox_io_fsync_parent(pbox_io_posix(), dir);
+	if (fr) { /* the swap happened, but may not be durable */
 		fprintf(stderr, "kvstore: compact: syncing the directory that holds %s: %s\n", dir,
-			strerror(errno));
+			pbox_strerror(fr));
 		code = KV_EXIT_STORE;
 	}
 	/* 4: the old store, now at tmp */
