@@ -10,7 +10,9 @@ pkgs=(build-essential cmake pkg-config liburing-dev libjemalloc-dev libhwloc-dev
       # kvstore's power-cut test (tests/kvstore): mkfs.xfs and xfs_io
       xfsprogs
       # the coverage report and gate (scripts/coverage.sh)
-      gcovr)
+      gcovr
+      # examples/raftkv: canonical raft and its libuv I/O
+      libraft-dev libuv1-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
