@@ -2,12 +2,15 @@
  * gen_seeds.c — writes the seed corpora of the fuzz targets (fuzz/corpus/<target>/) from
  * real structures made by the libraries: btree nodes (leaves and inner nodes, 4 and 16 KiB),
  * WAL segments holding groups, small store images (crashed before a checkpoint, and after
- * one), and operation sequences. Rerunning it gives equivalent files (logs get a random id).
+ * one), operation sequences, and raftkv's command entries and snapshot archives (made by
+ * examples/raftkv's own encoder and packer, the archives from a small tree on the real file
+ * system under /tmp). Rerunning it gives equivalent files (logs get a random id).
  *
  *     fuzz_gen_seeds <fuzz/corpus directory>      (scripts: fuzz/gen-corpus.sh)
  */
 #include "fuzz_util.h"
 #include "node.h"
+#include "raftkv.h"
 
 #include <pbox/btree.h>
 #include <pbox/status.h>
@@ -15,7 +18,9 @@
 #include <pbox/wal.h>
 
 #include <errno.h>
+#include <ftw.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *outdir;
 
@@ -246,6 +251,92 @@ static void ops_seeds(void)
 	out("ops", "txn-mixed", t, sizeof(t), NULL, 0);
 }
 
+/* ---- raftkv: command entries and snapshot archives ---------------------------------------- */
+
+/* A seed is a mode byte (bit 0: the harness fixes the checksums) and the bytes. */
+static void raft_cmd_seed(const char *name, uint8_t mode, const rkv_cmd *c, size_t cut)
+{
+	static uint8_t buf[8192];
+	size_t n = rkv_cmd_encode(c, buf, sizeof(buf));
+	FZ_CHECK(n > 0, "encode %s", name);
+	out("raftcmd", name, &mode, 1, buf, n - cut);
+}
+
+static void raftcmd_seeds(void)
+{
+	rkv_op put = { RKV_OP_PUT, (const uint8_t *)"user:1", 6, (const uint8_t *)"alice", 5 };
+	rkv_op del = { RKV_OP_DEL, (const uint8_t *)"user:2", 6, NULL, 0 };
+	rkv_op empty = { RKV_OP_PUT, NULL, 0, NULL, 0 };
+	rkv_op txn[6] = { put, del, empty, put, del, put };
+	rkv_cmd c = { .client = 0x1234, .seq = 1, .nops = 1, .ops = &put };
+	raft_cmd_seed("put", 0, &c, 0);
+	c = (rkv_cmd){ .nops = 1, .ops = &del };
+	raft_cmd_seed("del-no-session", 0, &c, 0);
+	c = (rkv_cmd){ .client = 7, .seq = 42, .nops = 1, .txn = true, .ops = &empty };
+	raft_cmd_seed("txn-empty-key-fix", 1, &c, 0);
+	c = (rkv_cmd){ .client = 7, .seq = 43, .nops = 6, .txn = true, .ops = txn };
+	raft_cmd_seed("txn-6", 0, &c, 0);
+	raft_cmd_seed("txn-6-fix", 1, &c, 0);
+	raft_cmd_seed("txn-6-cut", 0, &c, 7);
+}
+
+static void put_tree_file(const char *dir, const char *name, size_t size, size_t off,
+			  size_t n, uint8_t seed)
+{
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	FZ_CHECK(fd >= 0 && ftruncate(fd, (off_t)size) == 0, "%s", p);
+	uint8_t b[6000];
+	FZ_CHECK(n <= sizeof(b), "seed file chunk");
+	for (size_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(seed + i * 7);
+	FZ_CHECK(pwrite(fd, b, n, (off_t)off) == (ssize_t)n && close(fd) == 0, "write %s", p);
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void raftsnap_seeds(void)
+{
+	char dir[] = "/tmp/pbox-gen-raftsnap-XXXXXX", p[4096];
+	FZ_CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+	/* a store's shape: a data file with holes, a log segment mostly zeros, small files */
+	put_tree_file(dir, "data", 64u << 10, 8192, 5000, 1);
+	put_tree_file(dir, "odd", 700, 0, 700, 2);
+	put_tree_file(dir, "empty", 0, 0, 0, 0);
+	put_tree_file(dir, "LOCK", 0, 0, 0, 0);
+	snprintf(p, sizeof(p), "%s/wal", dir);
+	FZ_CHECK(mkdir(p, 0755) == 0, "mkdir %s", p);
+	put_tree_file(dir, "wal/wal-0000000000000000.seg", 16u << 10, 0, 300, 3);
+	void *a;
+	size_t n;
+	char err[256];
+	FZ_CHECK(rkv_snap_pack(dir, 1234, &a, &n, err, sizeof(err)) == 0, "pack: %s", err);
+	uint8_t m0 = 0, m1 = 1;
+	out("raftsnap", "store", &m0, 1, a, n);
+	out("raftsnap", "store-fix", &m1, 1, a, n);
+	out("raftsnap", "store-cut", &m0, 1, a, n / 2);
+	free(a);
+	FZ_CHECK(nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 && mkdir(dir, 0755) == 0,
+		 "empty %s", dir);
+	put_tree_file(dir, "only", 100, 0, 100, 4);
+	FZ_CHECK(rkv_snap_pack(dir, 1, &a, &n, err, sizeof(err)) == 0, "pack: %s", err);
+	out("raftsnap", "one-file-fix", &m1, 1, a, n);
+	free(a);
+	FZ_CHECK(nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 && mkdir(dir, 0755) == 0,
+		 "empty %s", dir);
+	FZ_CHECK(rkv_snap_pack(dir, 0, &a, &n, err, sizeof(err)) == 0, "pack: %s", err);
+	out("raftsnap", "no-file", &m0, 1, a, n);
+	free(a);
+	FZ_CHECK(nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0, "remove %s", dir);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -264,5 +355,7 @@ int main(int argc, char **argv)
 	store_seed("checkpointed-clean-close", true, 2 | 4);
 	store_seed("crashed-fix", false, 1);
 	ops_seeds();
+	raftcmd_seeds();
+	raftsnap_seeds();
 	return 0;
 }

@@ -44,7 +44,7 @@ fuzz_build() {
   # -Werror off: clang has warnings gcc lacks; the gcc builds keep -Werror
   CC=clang cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPBOX_SANITIZE=address \
         -DPBOX_FUZZ=ON -DPBOX_BUILD_TESTS=OFF -DPBOX_BUILD_BENCH=OFF -DPBOX_WERROR=OFF >/dev/null
-  local targets=(fuzz_node fuzz_wal fuzz_store fuzz_ops fuzz_dump fuzz_ship)
+  local targets=(fuzz_node fuzz_wal fuzz_store fuzz_ops fuzz_dump fuzz_ship fuzz_raftcmd fuzz_raftsnap)
   cmake --build "$dir" -j "$jobs" --target "${targets[@]}"
   echo "=== pagebox: fuzz corpus replays ==="
   (cd "$dir" && ctest --output-on-failure --timeout 900) || return 1
@@ -79,7 +79,7 @@ coverage_build() {
   echo "=== pagebox: coverage tests ==="
   local rc=0
   (cd "$dir" && PBOX_CORRUPTION_STRIDE=8 ctest --output-on-failure --timeout 900 \
-     -E '^(kvstore_|install_consumer)') || rc=1
+     -E '^(kvstore_|raftkv_(cli|failover|powercut)|install_consumer)') || rc=1
   "$root/scripts/coverage.sh" "$dir" || rc=1
   return $rc
 }

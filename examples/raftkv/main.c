@@ -25,6 +25,7 @@ static const char usage_text[] =
 	"  get K | scan [START [END]] [--limit N]       linearizable (through the leader)\n"
 	"  sget [--node ID] K | sscan [--node ID] ...   from one node's store: possibly stale\n"
 	"  status | digest | barrier | add ID ADDRESS | remove ID\n"
+	"  raw [--node ID]                              the line protocol: stdin to a node, answers to stdout\n"
 	"  stress --threads N --seconds S --ack-file F [--batch K] [--value-size B] [--stamp]\n"
 	"  check [--ack-file F] [--wait S]              every node identical, acknowledged writes present\n"
 	"Keys and values use kvstore's %HH encoding. Exit: 0 ok, 1 not found / violations,\n"
@@ -71,5 +72,7 @@ int main(int argc, char **argv)
 		return rkv_cmd_stress(cluster, argc - i, argv + i);
 	if (!strcmp(cmd, "check"))
 		return rkv_cmd_check(cluster, argc - i, argv + i);
+	if (!strcmp(cmd, "raw"))
+		return rkv_cmd_raw(cluster, sock, argc - i, argv + i);
 	return rkv_cmd_client(cluster, sock, argc - i, argv + i);
 }

@@ -15,6 +15,7 @@
  *   client.c   the client side: connecting to a cluster, following NOTLEADER, retrying
  *   stress.c   `stress` (writers through whichever node leads) and `check` (every node)
  *   cluster.c  `cluster start|stop|status`
+ *   raw.c      `raw`: stdin to one node's socket, its answers to stdout
  *
  * Threads: a node runs everything on its libuv loop thread (raft, apply, snapshots, the
  * client socket); a standalone node's durable commits run on libuv's thread pool.
@@ -122,8 +123,10 @@ int rkv_cmd_cluster(int argc, char **argv);  /* cluster.c */
 int rkv_cmd_client(const char *cluster, const char *sock, int argc, char **argv); /* cli.c */
 int rkv_cmd_stress(const char *cluster, int argc, char **argv); /* stress.c */
 int rkv_cmd_check(const char *cluster, int argc, char **argv);  /* stress.c */
+int rkv_cmd_raw(const char *cluster, const char *sock, int argc, char **argv); /* raw.c */
 
-/* ---- client side: helpers shared by client.c, cli.c and stress.c (defined in client.c) -- */
+/* ---- client side: helpers shared by client.c, cli.c and stress.c (client.c; the scans in
+ * cli.c) ------------------------------------------------------------------------------------ */
 /* Added by the client files; the server side does not use them. */
 
 /* Calls on c abandon their request (return -1, "cancelled", the connection closed) once
@@ -159,5 +162,7 @@ typedef int (*rkv_pair_fn)(void *arg, const char *key, size_t klen, const char *
 int rkv_scan_pages(rkv_client *c, bool stale, unsigned node, const void *start, size_t sl,
 		   const void *end, size_t el, uint64_t limit, unsigned page, double timeout_s,
 		   rkv_pair_fn fn, void *arg, uint64_t *count, char *err, size_t errlen);
+/* Byte order of keys, a prefix first (the btree's order): <0, 0, >0. */
+int rkv_key_cmp(const void *a, size_t al, const void *b, size_t bl);
 
 #endif

@@ -39,6 +39,7 @@ struct rkv_conn {
 	char *in;
 	size_t in_len, in_cap;
 	bool busy, closing;
+	bool eof; /* the peer shut its side: close once the buffered commands are answered */
 	uint64_t client;
 	struct pending *cur; /* the request it waits for (busy) */
 };
@@ -531,7 +532,11 @@ static void cmd_write(rkv_conn *c, char **f, int nf)
 	rkv_op op = {0};
 	char *bufs[2] = {NULL, NULL};
 	uint64_t seq;
-	if (nf < 2 || parse_seq(c, f[1], &seq))
+	if (nf < 2) {
+		reply(c, "ERR usage: put SEQ K V | del SEQ K");
+		goto out;
+	}
+	if (parse_seq(c, f[1], &seq))
 		goto out;
 	if (parse_op(c, f, nf, 2, &op, bufs))
 		goto out;
@@ -842,6 +847,10 @@ static void process(rkv_conn *c)
 	} else if (!c->closing && c->in_len > INPUT_MAX) {
 		reply(c, "ERR request longer than %u bytes", INPUT_MAX);
 		conn_close(c);
+	} else if (!c->closing && c->eof && !c->busy) {
+		if (c->in_len) /* a last line without '\n', or a txn cut short */
+			reply(c, "ERR incomplete request at end of input");
+		conn_close(c);
 	}
 }
 
@@ -874,6 +883,13 @@ static void closed_cb(uv_handle_t *h)
 	free(c);
 }
 
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+	(void)status;
+	uv_close((uv_handle_t *)req->handle, closed_cb);
+	free(req);
+}
+
 static void conn_close(rkv_conn *c)
 {
 	if (c->closing)
@@ -888,13 +904,24 @@ static void conn_close(rkv_conn *c)
 	c->next = NULL;
 	c->pprev = &c->next;
 	uv_read_stop((uv_stream_t *)&c->pipe);
-	uv_close((uv_handle_t *)&c->pipe, closed_cb);
+	/* the answers already queued go out first (uv_close alone would cancel them) */
+	uv_shutdown_t *req = malloc(sizeof(*req));
+	if (!req || uv_shutdown(req, (uv_stream_t *)&c->pipe, shutdown_cb)) {
+		free(req);
+		uv_close((uv_handle_t *)&c->pipe, closed_cb);
+	}
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	rkv_conn *c = s->data;
 	(void)buf;
+	if (nread == UV_EOF) {
+		c->eof = true;
+		uv_read_stop(s);
+		process(c);
+		return;
+	}
 	if (nread < 0) {
 		conn_close(c);
 		return;
