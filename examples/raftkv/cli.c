@@ -106,7 +106,7 @@ int rkv_scan_pages(rkv_client *c, bool stale, unsigned node, const void *start, 
 		   rkv_pair_fn fn, void *arg, uint64_t *count, char *err, size_t errlen)
 {
 	rkv_buf req = {0}, from = {0}, last = {0};
-	char *resp = NULL;
+	char *resp = NULL, sh[200];
 	int rc = 0;
 	uint64_t total = 0;
 	bool first_page = true;
@@ -128,7 +128,8 @@ int rkv_scan_pages(rkv_client *c, bool stale, unsigned node, const void *start, 
 			goto oom;
 		if (stale ? rkv_client_call_node(c, node, req.p, req.len, timeout_s, &resp, err,
 						 errlen)
-			  : rkv_client_call(c, req.p, req.len, timeout_s, &resp, NULL, err, errlen)) {
+			  : rkv_client_call(c, req.p, req.len, timeout_s, &resp, NULL, err,
+					    errlen)) {
 			rc = -1;
 			goto out;
 		}
@@ -146,8 +147,9 @@ int rkv_scan_pages(rkv_client *c, bool stale, unsigned node, const void *start, 
 			if (ll > 4 && !strncmp(p, "END ", 4)) {
 				if (kv_parse_digits(p + 4, ll - 4, &n_end) || n_end != got ||
 				    nl[1] != 0) {
-					snprintf(err, errlen, "malformed scan response: %.*s after %" PRIu64
-							      " pairs", (int)(ll < 80 ? ll : 80), p, got);
+					rkv_show(p, ll, sh, sizeof(sh));
+					snprintf(err, errlen, "malformed scan response: %s after "
+						 "%" PRIu64 " pairs", sh, got);
 					rc = -1;
 					goto out;
 				}
@@ -157,9 +159,10 @@ int rkv_scan_pages(rkv_client *c, bool stale, unsigned node, const void *start, 
 			size_t kl, vl;
 			if (ll < 3 || strncmp(p, "KV ", 3) ||
 			    split_pair(p + 3, ll - 3, &k, &kl, &v, &vl)) {
-				snprintf(err, errlen, "%s: %.*s", strncmp(p, "ERR", 3) && strncmp(p, "NOTLEADER", 9)
-						     ? "malformed scan response" : "scan refused",
-					 (int)(ll < 200 ? ll : 200), p);
+				bool refused = !strncmp(p, "ERR", 3) || !strncmp(p, "NOTLEADER", 9);
+				snprintf(err, errlen, "%s: %s",
+					 refused ? "scan refused" : "malformed scan response",
+					 rkv_show(p, ll, sh, sizeof(sh)));
 				rc = -1;
 				goto out;
 			}
@@ -167,8 +170,8 @@ int rkv_scan_pages(rkv_client *c, bool stale, unsigned node, const void *start, 
 			if ((total + got > 0 && rkv_key_cmp(k, kl, last.p, last.len) <= 0) ||
 			    (end && rkv_key_cmp(k, kl, end, el) >= 0) ||
 			    rkv_key_cmp(k, kl, from.p, from.len) < 0) {
-				snprintf(err, errlen, "malformed scan response: key %.*s out of order or "
-						      "out of range", (int)(kl < 80 ? kl : 80), k);
+				snprintf(err, errlen, "malformed scan response: key %s out of "
+					 "order or out of range", rkv_show(k, kl, sh, sizeof(sh)));
 				rc = -1;
 				goto out;
 			}
@@ -177,7 +180,7 @@ int rkv_scan_pages(rkv_client *c, bool stale, unsigned node, const void *start, 
 				goto oom;
 			got++;
 			if (got > want) {
-				snprintf(err, errlen, "malformed scan response: more pairs than asked for");
+				snprintf(err, errlen, "malformed scan response: too many pairs");
 				rc = -1;
 				goto out;
 			}
@@ -243,16 +246,17 @@ static int parse_cmdline(int argc, char **argv, bool node_ok, bool limit_ok, int
 				return say(RKV_EXIT_USAGE, "%s: %s needs a value", cl->name, a);
 			if (!strcmp(a, "--timeout")) {
 				if (kv_parse_seconds(v, &cl->timeout) || cl->timeout <= 0)
-					return say(RKV_EXIT_USAGE, "%s: --timeout takes seconds > 0",
-						   cl->name);
+					return say(RKV_EXIT_USAGE, "%s: --timeout takes seconds "
+						   "> 0", cl->name);
 			} else if (node_ok && !strcmp(a, "--node")) {
 				if (kv_parse_u64(v, &n) || n == 0 || n > 0xFFFFFFFFu)
-					return say(RKV_EXIT_USAGE, "%s: --node takes a node id (1..)",
-						   cl->name);
+					return say(RKV_EXIT_USAGE, "%s: --node takes a node id "
+						   "(1..)", cl->name);
 				cl->node = (unsigned)n;
 			} else if (limit_ok && !strcmp(a, "--limit")) {
 				if (kv_parse_u64(v, &cl->limit))
-					return say(RKV_EXIT_USAGE, "%s: --limit takes a number", cl->name);
+					return say(RKV_EXIT_USAGE, "%s: --limit takes a number",
+						   cl->name);
 			} else {
 				return say(RKV_EXIT_USAGE, "%s: unknown option %s (raftkv help)",
 					   cl->name, a);
@@ -261,7 +265,8 @@ static int parse_cmdline(int argc, char **argv, bool node_ok, bool limit_ok, int
 			continue;
 		}
 		if (cl->npos >= maxpos)
-			return say(RKV_EXIT_USAGE, "%s: too many arguments (raftkv help)", cl->name);
+			return say(RKV_EXIT_USAGE, "%s: too many arguments (raftkv help)",
+				   cl->name);
 		cl->pos[cl->npos++] = argv[i];
 	}
 	return 0;
@@ -293,20 +298,20 @@ static int open_client(const char *cluster, const char *sock, uint64_t id, rkv_c
 }
 
 /* The first line of a response without its newline, for messages. */
-static int line_len(const char *r)
+static const char *shown(const char *r, char *buf, size_t cap)
 {
 	const char *nl = strchr(r, '\n');
-	size_t n = nl ? (size_t)(nl - r) : strlen(r);
-	return (int)(n < 300 ? n : 300);
+	return rkv_show(r, nl ? (size_t)(nl - r) : strlen(r), buf, cap);
 }
 
 /* A response the command did not expect: ERR's message, or the response itself. */
 static int bad_response(const cmdline *cl, const char *r)
 {
-	if (!strncmp(r, "ERR", 3))
-		return say(RKV_EXIT_FAIL, "%s: %.*s", cl->name, line_len(r) > 4 ? line_len(r) - 4 : 0,
-			   r + (line_len(r) > 4 ? 4 : 3));
-	return say(RKV_EXIT_FAIL, "%s: unexpected response: %.*s", cl->name, line_len(r), r);
+	char sh[300];
+	if (!strncmp(r, "ERR ", 4))
+		return say(RKV_EXIT_FAIL, "%s: %s", cl->name, shown(r + 4, sh, sizeof(sh)));
+	return say(RKV_EXIT_FAIL, "%s: unexpected response: %s", cl->name,
+		   shown(r, sh, sizeof(sh)));
 }
 
 /* Print "VALUE V" as kvstore get does. 0, or an exit code. */
@@ -317,10 +322,11 @@ static int print_value(const cmdline *cl, char *r)
 	size_t n = strlen(r), vl;
 	if (n < 6 || strncmp(r, "VALUE", 5) || (r[5] != ' ' && r[5] != '\n') || r[n - 1] != '\n')
 		return bad_response(cl, r);
-	char *v = r[5] == ' ' ? r + 6 : r + 5;
+	char *v = r[5] == ' ' ? r + 6 : r + 5, sh[300];
 	size_t en = (size_t)(r + n - 1 - v);
+	shown(r, sh, sizeof(sh)); /* before the decoding changes it */
 	if (memchr(v, ' ', en) || rkv_unescape(v, en, &vl))
-		return say(RKV_EXIT_FAIL, "%s: malformed response: %.*s", cl->name, line_len(r), r);
+		return say(RKV_EXIT_FAIL, "%s: malformed response: %s", cl->name, sh);
 	kv_encode(stdout, v, vl);
 	putchar('\n');
 	return RKV_EXIT_OK;
@@ -388,7 +394,8 @@ static int any_node_call(rkv_client *c, const cmdline *cl, const char *req, size
 	else
 		n = rkv_client_nodes(c, ids, MAX_NODES);
 	for (unsigned i = 0; i < n; i++) {
-		if (!rkv_client_call_node(c, ids[i], req, len, cl->timeout, resp, err, sizeof(err))) {
+		if (!rkv_client_call_node(c, ids[i], req, len, cl->timeout, resp, err,
+					  sizeof(err))) {
 			*who = ids[i];
 			return 0;
 		}
@@ -504,7 +511,7 @@ static int cmd_every_node(const char *cluster, const char *sock, cmdline *cl, bo
 	const char *req = status ? "status\n" : "digest\n";
 	const char *want = status ? "STATUS " : "DIGEST ";
 	for (unsigned i = 0; i < n; i++) {
-		char *r, err[1024], name[32];
+		char *r, err[1024], name[32], sh[1024];
 		if (ids[i])
 			snprintf(name, sizeof(name), "n%u", ids[i]);
 		else
@@ -515,7 +522,7 @@ static int cmd_every_node(const char *cluster, const char *sock, cmdline *cl, bo
 			all = false;
 			continue;
 		}
-		printf("%s: %.*s\n", name, line_len(r), r);
+		printf("%s: %s\n", name, shown(r, sh, sizeof(sh)));
 		if (strncmp(r, want, strlen(want)))
 			all = false;
 		else if (status && strstr(r, " state=leader"))

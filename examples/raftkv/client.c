@@ -178,6 +178,32 @@ int rkv_unescape(char *s, size_t n, size_t *outlen)
 	return 0;
 }
 
+const char *rkv_show(const void *s, size_t n, char *buf, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = s;
+	size_t j = 0;
+	for (size_t i = 0; i < n && j + 4 <= cap; i++) {
+		if (p[i] >= 0x20 && p[i] < 0x7f) {
+			buf[j++] = (char)p[i];
+		} else { /* a message must not carry control bytes to the terminal */
+			buf[j++] = '%';
+			buf[j++] = hex[p[i] >> 4];
+			buf[j++] = hex[p[i] & 15];
+		}
+	}
+	if (cap)
+		buf[j < cap ? j : cap - 1] = 0;
+	return buf;
+}
+
+/* The first line of a response (without its newline) for a message. */
+static const char *show_line(const char *r, size_t len, char *buf, size_t cap)
+{
+	const char *nl = memchr(r, '\n', len);
+	return rkv_show(r, nl ? (size_t)(nl - r) : len, buf, cap);
+}
+
 uint64_t rkv_random_id(void)
 {
 	uint64_t v = 0;
@@ -451,7 +477,8 @@ static int read_line(const rkv_client *c, conn *k, double deadline, rkv_buf *out
 {
 	size_t scanned = k->off;
 	for (;;) {
-		char *nl = k->len > scanned ? memchr(k->in + scanned, '\n', k->len - scanned) : NULL;
+		char *nl = k->len > scanned ? memchr(k->in + scanned, '\n', k->len - scanned)
+					    : NULL;
 		if (nl) {
 			size_t n = (size_t)(nl + 1 - (k->in + k->off));
 			if (rkv_buf_add(out, k->in + k->off, n))
@@ -575,7 +602,9 @@ static int conn_open(rkv_client *c, conn *k, double deadline, char *err, size_t 
 	if (!rc)
 		rc = read_line(c, k, deadline, &line, &got, err, errlen);
 	if (!rc && strcmp(line.p, "OK\n")) {
-		snprintf(err, errlen, "hello answered: %.*s", (int)(line.len - 1), line.p);
+		char sh[200];
+		snprintf(err, errlen, "hello answered: %s",
+			 show_line(line.p, line.len, sh, sizeof(sh)));
 		rc = IO_PROTO;
 	}
 	free(line.p);
@@ -600,8 +629,8 @@ static unsigned probe_leader(rkv_client *c, unsigned id)
 		const char *l = strstr(st.p, " leader=");
 		uint64_t y;
 		size_t n = l ? strspn(l + 8, "0123456789") : 0;
-		if (!strncmp(st.p, "STATUS ", 7) && n && !kv_parse_digits(l + 8, n, &y) && y != id &&
-		    y <= 0xFFFFFFFFu)
+		if (!strncmp(st.p, "STATUS ", 7) && n && !kv_parse_digits(l + 8, n, &y) &&
+		    y != id && y <= 0xFFFFFFFFu)
 			found = (unsigned)y;
 	}
 	free(st.p);
@@ -635,8 +664,8 @@ static int exchange(rkv_client *c, unsigned id, const char *req, size_t len, dou
 		int rc = send_all(c, k, req, len, deadline, err, errlen);
 		while (!rc) {
 			double stage = probe ? kv_now() + PROBE_EVERY : deadline;
-			rc = read_response(c, k, stage < deadline ? stage : deadline, out, &got, err,
-					   errlen);
+			double until = stage < deadline ? stage : deadline;
+			rc = read_response(c, k, until, out, &got, err, errlen);
 			if (rc != IO_TIMEOUT || kv_now() >= deadline)
 				break;
 			unsigned y = probe_leader(c, id);
@@ -650,7 +679,7 @@ static int exchange(rkv_client *c, unsigned id, const char *req, size_t len, dou
 		}
 		if (!rc) {
 			k->used = true;
-			if (k->len > k->off) /* bytes nobody asked for: resynchronise by reconnecting */
+			if (k->len > k->off) /* bytes nobody asked for: resynchronise */
 				conn_close(k);
 			return IO_OK;
 		}
@@ -715,8 +744,8 @@ int rkv_client_call(rkv_client *c, const char *req, size_t len, double timeout_s
 		}
 		if (need_backoff) {
 			if (kv_now() + backoff >= deadline) {
-				snprintf(err, errlen, "timed out after %.1f s (last: %s)", timeout_s,
-					 last);
+				snprintf(err, errlen, "timed out after %.1f s (last: %s)",
+					 timeout_s, last);
 				break;
 			}
 			if (nap(c, backoff))
@@ -735,7 +764,7 @@ int rkv_client_call(rkv_client *c, const char *req, size_t len, double timeout_s
 			need_backoff = true;
 			continue;
 		}
-		char msg[400];
+		char msg[400], sh[200];
 		double until = now + ATTEMPT_MAX < deadline ? now + ATTEMPT_MAX : deadline;
 		unsigned moved = 0;
 		int rc = exchange(c, id, req, len, until, c->cluster != NULL, &moved, &out, msg,
@@ -763,12 +792,13 @@ int rkv_client_call(rkv_client *c, const char *req, size_t len, double timeout_s
 		}
 		if (!strncmp(out.p, "NOTLEADER", 9) && (out.p[9] == ' ' || out.p[9] == '\n')) {
 			unsigned hint = notleader_id(out.p);
-			snprintf(last, sizeof(last), "n%u: %.*s", id, (int)(out.len - 1), out.p);
+			snprintf(last, sizeof(last), "n%u: %s", id,
+				 show_line(out.p, out.len, sh, sizeof(sh)));
 			if (redirects)
 				++*redirects;
 			if (!c->cluster && hint) {
-				snprintf(err, errlen, "the node is not the leader (the leader is n%u; "
-						      "give the cluster directory to follow it)", hint);
+				snprintf(err, errlen, "the node is not the leader (n%u is; give "
+					 "the cluster directory to follow it)", hint);
 				break;
 			}
 			need_backoff = hint == 0 || hint == id || via_hint;
@@ -777,7 +807,8 @@ int rkv_client_call(rkv_client *c, const char *req, size_t len, double timeout_s
 			continue;
 		}
 		if (!strncmp(out.p, "RETRY", 5) && (out.p[5] == ' ' || out.p[5] == '\n')) {
-			snprintf(last, sizeof(last), "n%u: %.*s", id, (int)(out.len - 1), out.p);
+			snprintf(last, sizeof(last), "n%u: %s", id,
+				 show_line(out.p, out.len, sh, sizeof(sh)));
 			if (redirects)
 				++*redirects;
 			c->leader = 0;

@@ -149,6 +149,8 @@ int rkv_buf_printf(rkv_buf *b, const char *fmt, ...) __attribute__((format(print
 int rkv_buf_enc(rkv_buf *b, const void *s, size_t n);
 /* Decode the %HH form of s[0..n) in place: 0 and *outlen, or -1 for a bad escape. */
 int rkv_unescape(char *s, size_t n, size_t *outlen);
+/* s[0..n) as text for a message in buf (truncated to cap): bytes outside 0x20..0x7e as %HH. */
+const char *rkv_show(const void *s, size_t n, char *buf, size_t cap);
 
 /* One pair of a scan (decoded; valid only during the call): 0 to go on, non-zero to stop
  * (returned by rkv_scan_pages). */

@@ -30,7 +30,7 @@
 #define SCAN_LIMIT_MAX 100000u
 #define INPUT_MAX (4u * RKV_ENTRY_MAX) /* bytes buffered while a txn's lines arrive */
 
-enum { P_WRITE, P_GET, P_SCAN, P_BARRIER, P_ADD, P_REMOVE };
+enum { P_WRITE, P_GET, P_SCAN, P_BARRIER, P_ADD, P_REMOVE, P_TRANSFER };
 
 struct rkv_conn {
 	uv_pipe_t pipe;
@@ -49,6 +49,7 @@ struct pending {
 		struct raft_apply apply;
 		struct raft_barrier barrier;
 		struct raft_change change;
+		struct raft_transfer transfer;
 	} u;
 	uv_work_t work;
 	rkv_conn *conn; /* NULL once the connection closed */
@@ -709,6 +710,51 @@ static void cmd_membership(rkv_conn *c, char **f, int nf)
 	set_busy(c, p);
 }
 
+static void transfer_cb(struct raft_transfer *req)
+{
+	pending *p = req->data;
+	if (p->conn) {
+		raft_id id = 0;
+		const char *addr = NULL;
+		raft_leader(&p->n->raft, &id, &addr);
+		if (p->id == 0 ? id != p->n->id && id != 0 : id == p->id)
+			reply(p->conn, "OK");
+		else
+			reply(p->conn, "ERR transfer: the leader is now %llu", (unsigned long long)id);
+	}
+	pending_done(p);
+}
+
+/* `transfer [ID]`: hand the leadership to ID (0 or none: a voter raft picks). */
+static void cmd_transfer(rkv_conn *c, char **f, int nf)
+{
+	uint64_t id = 0;
+	if (nf > 2 || (nf == 2 && parse_u64(f[1], &id))) {
+		reply(c, "ERR usage: transfer [ID]");
+		return;
+	}
+	if (c->n->standalone) {
+		reply(c, "ERR a standalone node has no membership");
+		return;
+	}
+	if (!is_leader(c->n)) {
+		not_leader(c);
+		return;
+	}
+	pending *p = pending_new(c, P_TRANSFER);
+	if (!p)
+		return;
+	p->id = id;
+	p->u.transfer.data = p;
+	int rc = raft_transfer(&c->n->raft, &p->u.transfer, id, transfer_cb);
+	if (rc) {
+		reply(c, "ERR transfer: %s", raft_strerror(rc));
+		pending_free(p);
+		return;
+	}
+	set_busy(c, p);
+}
+
 static void cmd_barrier(rkv_conn *c)
 {
 	if (c->n->standalone) {
@@ -771,9 +817,11 @@ static void handle_line(rkv_conn *c, char *line)
 		cmd_barrier(c);
 	} else if (!strcmp(cmd, "add") || !strcmp(cmd, "remove")) {
 		cmd_membership(c, f, nf);
+	} else if (!strcmp(cmd, "transfer")) {
+		cmd_transfer(c, f, nf);
 	} else {
 		reply(c, "ERR unknown command (hello, put, del, txn, get, scan, sget, sscan, "
-			 "barrier, status, digest, add, remove)");
+			 "barrier, status, digest, add, remove, transfer)");
 	}
 }
 

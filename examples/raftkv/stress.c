@@ -61,11 +61,11 @@ static int say(int code, const char *fmt, ...)
 	return code;
 }
 
-static int first_line(const char *r)
+/* The first line of a response, as text for a message. */
+static const char *shown(const char *r, char *buf, size_t cap)
 {
 	const char *nl = strchr(r, '\n');
-	size_t n = nl ? (size_t)(nl - r) : strlen(r);
-	return (int)(n < 300 ? n : 300);
+	return rkv_show(r, nl ? (size_t)(nl - r) : strlen(r), buf, cap);
 }
 
 /* ---- stress ------------------------------------------------------------------------------ */
@@ -208,8 +208,8 @@ static void *stress_main(void *arg)
 		}
 		bool ok = !strcmp(resp, "OK\n");
 		if (!ok)
-			thread_fail(t, "thread %u: request %" PRIu64 " answered: %.*s", t->id, seq,
-				    first_line(resp), resp);
+			thread_fail(t, "thread %u: request %" PRIu64 " answered: %s", t->id, seq,
+				    shown(resp, err, sizeof(err)));
 		free(resp);
 		if (!ok)
 			break;
@@ -435,7 +435,8 @@ int rkv_cmd_stress(const char *cluster, int argc, char **argv)
 	double *lat = malloc((nlat ? nlat : 1) * sizeof(*lat));
 	size_t m = 0;
 	for (unsigned i = 0; lat && i < started; i++) {
-		memcpy(lat + m, ts[i].lat, ts[i].nlat * sizeof(*lat));
+		if (ts[i].nlat)
+			memcpy(lat + m, ts[i].lat, ts[i].nlat * sizeof(*lat));
 		m += ts[i].nlat;
 	}
 	if (lat)
@@ -453,7 +454,7 @@ int rkv_cmd_stress(const char *cluster, int argc, char **argv)
 		code = say(RKV_EXIT_FAIL, "stress: could not start thread %u", started);
 	unsigned failed = 0;
 	for (unsigned i = 0; i < started; i++)
-		if (ts[i].failed && failed++ == 0) /* the first; the others usually share its cause */
+		if (ts[i].failed && failed++ == 0) /* the first: the rest tend to share its cause */
 			code = say(RKV_EXIT_FAIL, "stress: %s", ts[i].err);
 	if (failed > 1)
 		say(RKV_EXIT_FAIL, "stress: %u more writers failed (not shown)", failed - 1);
@@ -482,7 +483,7 @@ typedef struct digest {
 static int parse_digest(const char *r, digest *d)
 {
 	bool a = false, k = false, h = false;
-	snprintf(d->line, sizeof(d->line), "%.*s", first_line(r), r);
+	shown(r, d->line, sizeof(d->line));
 	if (strncmp(r, "DIGEST ", 7))
 		return -1;
 	for (const char *p = r + 7; *p && *p != '\n';) {
@@ -513,7 +514,7 @@ static void get_digest(rkv_client *c, unsigned id, double timeout, digest *d)
 		return;
 	}
 	if (parse_digest(r, d))
-		snprintf(d->line, sizeof(d->line), "malformed digest: %.*s", first_line(r), r);
+		snprintf(d->line, sizeof(d->line), "malformed digest: %s", shown(r, err, 256));
 	free(r);
 }
 
@@ -620,8 +621,10 @@ static int load_acks(const char *path, acks *A)
 	ack *byb = malloc((A->na ? A->na : 1) * sizeof(*byb));
 	if (!byb)
 		return say(-1, "check: out of memory");
-	memcpy(byb, A->a, A->na * sizeof(*byb));
-	qsort(byb, A->na, sizeof(*byb), cmp_bid);
+	if (A->na) {
+		memcpy(byb, A->a, A->na * sizeof(*byb));
+		qsort(byb, A->na, sizeof(*byb), cmp_bid);
+	}
 	for (size_t i = 0; i < A->na && !rc; i++) {
 		if (!strcmp(byb[i].bid, "-") || (i > 0 && !strcmp(byb[i].bid, byb[i - 1].bid)))
 			continue;
@@ -647,8 +650,10 @@ static int load_acks(const char *path, acks *A)
 	free(byb);
 	if (rc)
 		return say(-1, "check: out of memory");
-	qsort(A->a, A->na, sizeof(*A->a), cmp_ack);
-	qsort(A->m, A->nm, sizeof(*A->m), cmp_ack);
+	if (A->na)
+		qsort(A->a, A->na, sizeof(*A->a), cmp_ack);
+	if (A->nm)
+		qsort(A->m, A->nm, sizeof(*A->m), cmp_ack);
 	return 0;
 }
 
@@ -692,34 +697,47 @@ static void end_run(nodecheck *nc)
 static void missing_before(nodecheck *nc, const char *k, size_t kl)
 {
 	const acks *A = nc->A;
-	for (; nc->ai < A->na && (!k || rkv_key_cmp(A->a[nc->ai].key, A->a[nc->ai].klen, k, kl) < 0);
-	     nc->ai++)
-		violation(nc, "MISSING %.*s: acknowledged (batch %s, line %" PRIu64 "), not in the "
-			      "store", (int)A->a[nc->ai].klen, A->a[nc->ai].key, A->a[nc->ai].bid,
-			  A->a[nc->ai].line);
-	for (; nc->mi < A->nm && (!k || rkv_key_cmp(A->m[nc->mi].key, A->m[nc->mi].klen, k, kl) < 0);
-	     nc->mi++)
-		violation(nc, "PARTIAL %s: member %s is missing", A->m[nc->mi].bid, A->m[nc->mi].key);
+	char sh[200];
+	for (const ack *a; nc->ai < A->na; nc->ai++) {
+		a = &A->a[nc->ai];
+		if (k && rkv_key_cmp(a->key, a->klen, k, kl) >= 0)
+			break;
+		violation(nc, "MISSING %s: acknowledged (batch %s, line %" PRIu64 "), not in the "
+			      "store", rkv_show(a->key, a->klen, sh, sizeof(sh)), a->bid, a->line);
+	}
+	for (const ack *m; nc->mi < A->nm; nc->mi++) {
+		m = &A->m[nc->mi];
+		if (k && rkv_key_cmp(m->key, m->klen, k, kl) >= 0)
+			break;
+		violation(nc, "PARTIAL %s: member %s is missing", m->bid, m->key);
+	}
 }
 
 static int check_pair(void *arg, const char *k, size_t kl, const char *v, size_t vl)
 {
 	nodecheck *nc = arg;
 	const acks *A = nc->A;
-	char bid[KV_BATCH_ID_MAX];
+	char bid[KV_BATCH_ID_MAX], sh[200];
 	bool own = !kv_value_check(v, vl, k, kl, bid, sizeof(bid));
+	uint32_t sum = kv_value_sum(v, vl);
 	missing_before(nc, k, kl);
-	for (; nc->ai < A->na && !rkv_key_cmp(A->a[nc->ai].key, A->a[nc->ai].klen, k, kl); nc->ai++) {
+	for (const ack *a; nc->ai < A->na; nc->ai++) {
+		a = &A->a[nc->ai];
+		if (rkv_key_cmp(a->key, a->klen, k, kl))
+			break;
 		nc->present++;
-		if (kv_value_sum(v, vl) != A->a[nc->ai].sum)
-			violation(nc, "WRONG %.*s: acknowledged value checksum %08x, the store's "
-				      "value has %08x (%zu bytes)", (int)kl, k, A->a[nc->ai].sum,
-				  kv_value_sum(v, vl), vl);
+		if (sum != a->sum)
+			violation(nc, "WRONG %s: acknowledged value checksum %08x, the store's "
+				      "value has %08x (%zu bytes)", rkv_show(k, kl, sh, sizeof(sh)),
+				  a->sum, sum, vl);
 	}
-	for (; nc->mi < A->nm && !rkv_key_cmp(A->m[nc->mi].key, A->m[nc->mi].klen, k, kl); nc->mi++)
-		if (!own || strcmp(bid, A->m[nc->mi].bid))
-			violation(nc, "PARTIAL %s: member %s holds another value", A->m[nc->mi].bid,
-				  A->m[nc->mi].key);
+	for (const ack *m; nc->mi < A->nm; nc->mi++) {
+		m = &A->m[nc->mi];
+		if (rkv_key_cmp(m->key, m->klen, k, kl))
+			break;
+		if (!own || strcmp(bid, m->bid))
+			violation(nc, "PARTIAL %s: member %s holds another value", m->bid, m->key);
+	}
 	unsigned th, bth, count;
 	uint64_t seq, first;
 	if (kv_stress_key_parse(k, kl, &th, &seq))
@@ -742,7 +760,8 @@ static int check_pair(void *arg, const char *k, size_t kl, const char *v, size_t
 		return 0;
 	if (kv_batch_id_parse(bid, strlen(bid), &bth, &first, &count) || bth != th ||
 	    seq < first || seq - first >= count) {
-		violation(nc, "CORRUPT %.*s: names batch %s, which cannot hold it", (int)kl, k, bid);
+		violation(nc, "CORRUPT %.*s: names batch %s, which cannot hold it", (int)kl, k,
+			  bid);
 		return 0;
 	}
 	if (seq != first)
@@ -802,8 +821,8 @@ int rkv_cmd_check(const char *cluster, int argc, char **argv)
 			continue;
 		}
 		if (strncmp(r, "STATUS ", 7)) {
-			printf("check: n%u: unexpected status response: %.*s\n", ids[i],
-			       first_line(r), r);
+			printf("check: n%u: unexpected status response: %s\n", ids[i],
+			       shown(r, err, sizeof(err)));
 			down = true;
 		}
 		free(r);
@@ -820,7 +839,7 @@ int rkv_cmd_check(const char *cluster, int argc, char **argv)
 	}
 	bool barrier_ok = !strcmp(r, "OK\n");
 	if (!barrier_ok)
-		say(RKV_EXIT_FAIL, "check: barrier answered: %.*s", first_line(r), r);
+		say(RKV_EXIT_FAIL, "check: barrier answered: %s", shown(r, err, sizeof(err)));
 	free(r);
 	if (!barrier_ok)
 		goto out;
@@ -859,9 +878,9 @@ int rkv_cmd_check(const char *cluster, int argc, char **argv)
 		if (d[i].keys == ref->keys && !strcmp(d[i].hash, ref->hash))
 			continue;
 		identical = false;
-		printf("DIVERGE n%u: applied %" PRIu64 " keys %" PRIu64 " hash %s; n%u: keys %" PRIu64
-		       " hash %s\n", ids[i], d[i].applied, d[i].keys, d[i].hash, refid, ref->keys,
-		       ref->hash);
+		printf("DIVERGE n%u: applied %" PRIu64 " keys %" PRIu64 " hash %s; n%u: keys %"
+		       PRIu64 " hash %s\n", ids[i], d[i].applied, d[i].keys, d[i].hash, refid,
+		       ref->keys, ref->hash);
 	}
 	/* (c) the acknowledgements, on every node */
 	if (ackpath && load_acks(ackpath, &A))
@@ -871,16 +890,18 @@ int rkv_cmd_check(const char *cluster, int argc, char **argv)
 		nodecheck nc = {.id = ids[i], .A = &A};
 		uint64_t scanned = 0;
 		if (ackpath) {
-			if (rkv_scan_pages(c, true, ids[i], NULL, 0, NULL, 0, UINT64_MAX, CHECK_PAGE,
-					   per, check_pair, &nc, &scanned, err, sizeof(err))) {
+			if (rkv_scan_pages(c, true, ids[i], NULL, 0, NULL, 0, UINT64_MAX,
+					   CHECK_PAGE, per, check_pair, &nc, &scanned, err,
+					   sizeof(err))) {
 				say(RKV_EXIT_FAIL, "check: n%u: sscan: %s", ids[i], err);
 				goto out;
 			}
 			missing_before(&nc, NULL, 0);
 			end_run(&nc);
 			if (scanned != d[i].keys)
-				violation(&nc, "CHANGED: the scan saw %" PRIu64 " keys, the digest %" PRIu64
-					       " (written to during the check?)", scanned, d[i].keys);
+				violation(&nc, "CHANGED: the scan saw %" PRIu64 " keys, the "
+					       "digest %" PRIu64 " (written to during the check?)",
+					  scanned, d[i].keys);
 		}
 		printf("check n%u: applied %" PRIu64 ", %" PRIu64 " keys, hash %s, %" PRIu64
 		       " acknowledged keys present, %" PRIu64 " violations\n", ids[i], d[i].applied,

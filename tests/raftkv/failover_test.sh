@@ -41,7 +41,7 @@ fail() {
   for f in "$cl"/n*/log; do echo "--- $f"; tail -15 "$f"; done
   echo "--- $log"; tail -30 "$log"; echo "0 passed, 1 failed"; exit 1
 }
-acks_now() { grep -vc '^#' "$acks" 2>/dev/null || echo 0; }
+acks_now() { local n; n=$(grep -vc '^#' "$acks" 2>/dev/null); echo "${n:-0}"; }
 leader() { "$rk" -c "$cl" status 2>/dev/null | sed -n 's/^n\([0-9]*\): STATUS .*state=leader.*/\1/p' | head -1; }
 wait_leader() { # prints the leader's id; fails after 30 s
   local i l

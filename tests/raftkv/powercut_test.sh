@@ -8,7 +8,7 @@
 # lost, as in a power cut), the node is killed, the file system unmounted and mounted again
 # (XFS log recovery) and the node restarted: raft must find its log and vote intact as far as
 # it synced them, the store must recover to a prefix of the entries, and the node must catch
-# up. Node 3 is the leader in some cycles (it is cut whatever its role). Then `raftkv check`
+# up. Every other cut, node 3 is first made the leader (`transfer 3`). Then `raftkv check`
 # (all nodes identical, every acknowledged write everywhere) and, with the cluster stopped,
 # `kvstore check-acks` and `verify` on each store. A count, not a rate, is required (the run
 # fails if nothing was acknowledged).
@@ -51,7 +51,7 @@ truncate -s 1G "$img"
 dev=$(losetup -f --show "$img" 2>/dev/null) || skip "no free loop device"
 mount "$dev" "$mnt" 2>/dev/null || skip "cannot mount a loop device here"
 
-acks_now() { grep -vc '^#' "$acks" 2>/dev/null || echo 0; }
+acks_now() { local n; n=$(grep -vc '^#' "$acks" 2>/dev/null); echo "${n:-0}"; }
 wait_acks() {
   local i
   for i in $(seq 1 300); do [ "$(acks_now)" -gt "$1" ] && return 0; sleep 0.1; done
@@ -66,6 +66,11 @@ spid=$!
 wait_acks 0
 leaders=0
 for cyc in $(seq 1 "$cycles"); do
+  # every other cut, n3 is made the leader first (the protocol's `transfer`)
+  if [ $((cyc % 2)) = 0 ]; then
+    l=$("$rk" -c "$cl" status 2>/dev/null | sed -n 's/^n\([0-9]*\): STATUS .*state=leader.*/\1/p' | head -1)
+    [ -n "$l" ] && [ "$l" != 3 ] && echo "raftkv_powercut: transfer from n$l to n3: $(printf 'transfer 3\n' | "$rk" -c "$cl" raw --node "$l" 2>&1)"
+  fi
   sleep "$((RANDOM % 3)).$((RANDOM % 10))"
   "$rk" -c "$cl" status 2>/dev/null | grep -q '^n3: .*state=leader' && leaders=$((leaders + 1))
   pid=$(cat "$mnt/pid" 2>/dev/null) || fail "n3 has no pid file"
