@@ -16,6 +16,8 @@
  * rkv_scan_pages (used by scan, sscan and stress.c's check) pages through a range: each
  * page restarts just after the last key received (that key + "\0", sent as %00), and the
  * pairs must come in ascending order inside the range or the paging would skip or repeat.
+ * Pages shrink while responses run over PAGE_BYTES (long values), as node and client each
+ * hold a whole response.
  *
  * Exit codes (raftkv.h): 0 ok, 1 not found, 2 usage, 3 error / timeout / no leader; every
  * error is one line `raftkv: ...` on stderr. Single-threaded.
@@ -31,7 +33,8 @@
 #include <string.h>
 
 #define DEFAULT_TIMEOUT 10.0
-#define SCAN_PAGE 10000u
+#define SCAN_PAGE 1000u
+#define PAGE_BYTES (16u << 20) /* about the largest scan response wanted */
 #define MAX_NODES 256u
 
 static const char client_usage[] =
@@ -44,7 +47,7 @@ static const char client_usage[] =
 	"                          node ID), possibly stale\n"
 	"  scan [START [END]] [--limit N]\n"
 	"                          print KEY<TAB>VALUE for START <= key < END through the leader\n"
-	"                          (each page of 10000 linearizable on its own)\n"
+	"                          (each page of 1000 linearizable on its own)\n"
 	"  sscan [--node ID] [START [END]] [--limit N]\n"
 	"                          the same from one node's store, possibly stale\n"
 	"  barrier                 wait until everything committed is applied on the leader\n"
@@ -116,10 +119,11 @@ int rkv_scan_pages(rkv_client *c, bool stale, unsigned node, const void *start, 
 		return 0; /* keys below the empty key: none */
 	if (page == 0 || page > 100000)
 		page = 100000;
+	unsigned cur = page;
 	if (rkv_buf_add(&from, start, start ? sl : 0))
 		goto oom;
 	for (;;) {
-		uint64_t want = limit - total < page ? limit - total : page;
+		uint64_t want = limit - total < cur ? limit - total : cur;
 		req.len = 0;
 		if (rkv_buf_printf(&req, "%s ", stale ? "sscan" : "scan") ||
 		    add_bound(&req, from.p, from.len, from.len == 0 && first_page) ||
@@ -191,6 +195,13 @@ int rkv_scan_pages(rkv_client *c, bool stale, unsigned node, const void *start, 
 		total += got;
 		if (count)
 			*count = total;
+		/* large values: smaller pages keep a response (held whole by node and client)
+		 * near PAGE_BYTES; small ones: back to the caller's page size */
+		size_t bytes = (size_t)(p - resp);
+		if (bytes > PAGE_BYTES && cur > 1)
+			cur = cur / 4 ? cur / 4 : 1;
+		else if (bytes < PAGE_BYTES / 4 && cur < page)
+			cur = 2 * cur < page ? 2 * cur : page;
 		free(resp);
 		resp = NULL;
 		if (got < want || total >= limit)
@@ -475,8 +486,7 @@ static int cmd_scan(const char *cluster, const char *sock, cmdline *cl, bool sta
 		ids[n++] = cl->node;
 	else
 		n = rkv_client_nodes(c, ids, MAX_NODES);
-	unsigned i = 0;
-	for (; i < n; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		if (!rkv_scan_pages(c, true, ids[i], start, sl, end, el, cl->limit, SCAN_PAGE,
 				    cl->timeout, print_pair, &sp, NULL, err, sizeof(err)))
 			break;

@@ -138,7 +138,7 @@ unsigned rkv_client_leader(const rkv_client *c);
 uint64_t rkv_random_id(void);
 
 /* A growing byte buffer, NUL-terminated after every append (free(p) when done). 0 or -1
- * (out of memory). */
+ * (out of memory). rkv_buf_add with s NULL only makes room: len grows by n, bytes unset. */
 typedef struct rkv_buf {
 	char *p;
 	size_t len, cap;
@@ -157,7 +157,8 @@ const char *rkv_show(const void *s, size_t n, char *buf, size_t cap);
 typedef int (*rkv_pair_fn)(void *arg, const char *key, size_t klen, const char *val,
 			   size_t vlen);
 /* The pairs with start <= key < end (start NULL: from the first key; end NULL: to the
- * last), at most limit, in requests of page pairs (restarting after the last key): `scan`
+ * last), at most limit, in requests of up to page pairs (fewer while responses are over
+ * 16 MiB; each restarting after the last key): `scan`
  * through the leader (rkv_client_call), or with stale `sscan` to node `node` only. Checks
  * the response (ascending keys inside the range, END's count). 0, -1 with err, or fn's
  * non-zero return. *count (may be NULL): pairs passed to fn. */
