@@ -69,7 +69,7 @@ int main(int argc, char **argv)
 	if (sock)
 		cluster = NULL;
 	if (!strcmp(cmd, "stress"))
-		return rkv_cmd_stress(cluster, argc - i, argv + i);
+		return rkv_cmd_stress(cluster, sock, argc - i, argv + i);
 	if (!strcmp(cmd, "check"))
 		return rkv_cmd_check(cluster, argc - i, argv + i);
 	if (!strcmp(cmd, "raw"))

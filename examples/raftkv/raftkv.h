@@ -13,7 +13,8 @@
  *   entry.c    the command entry format (its table): encoder and decoder, no store access
  *   snap.c     the snapshot archive format (its table): a directory <-> one buffer
  *   client.c   the client side: connecting to a cluster, following NOTLEADER, retrying
- *   stress.c   `stress` (writers through whichever node leads) and `check` (every node)
+ *   stress.c   `stress` (writers through whichever node leads)
+ *   check.c    `check` (every node identical, every acknowledged write on every node)
  *   cluster.c  `cluster start|stop|status`
  *   raw.c      `raw`: stdin to one node's socket, its answers to stdout
  *
@@ -121,8 +122,8 @@ unsigned rkv_client_nodes(rkv_client *c, unsigned *ids, unsigned cap);
 int rkv_cmd_node(int argc, char **argv);     /* node.c */
 int rkv_cmd_cluster(int argc, char **argv);  /* cluster.c */
 int rkv_cmd_client(const char *cluster, const char *sock, int argc, char **argv); /* cli.c */
-int rkv_cmd_stress(const char *cluster, int argc, char **argv); /* stress.c */
-int rkv_cmd_check(const char *cluster, int argc, char **argv);  /* stress.c */
+int rkv_cmd_stress(const char *cluster, const char *sock, int argc, char **argv); /* stress.c */
+int rkv_cmd_check(const char *cluster, int argc, char **argv);  /* check.c */
 int rkv_cmd_raw(const char *cluster, const char *sock, int argc, char **argv); /* raw.c */
 
 /* ---- client side: helpers shared by client.c, cli.c and stress.c (client.c; the scans in
@@ -165,6 +166,10 @@ typedef int (*rkv_pair_fn)(void *arg, const char *key, size_t klen, const char *
 int rkv_scan_pages(rkv_client *c, bool stale, unsigned node, const void *start, size_t sl,
 		   const void *end, size_t el, uint64_t limit, unsigned page, double timeout_s,
 		   rkv_pair_fn fn, void *arg, uint64_t *count, char *err, size_t errlen);
+/* "raftkv: " and the message on stderr; returns code. (stress.c) */
+int rkv_say(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The first line of a response r, as text for a message, in buf. (stress.c) */
+const char *rkv_shown(const char *r, char *buf, size_t cap);
 /* Byte order of keys, a prefix first (the btree's order): <0, 0, >0. */
 int rkv_key_cmp(const void *a, size_t al, const void *b, size_t bl);
 
