@@ -33,8 +33,8 @@ static const char usage_text[] =
 	"  --standalone           no raft: the same protocol on one store, durable commits\n"
 	"  --budget SIZE          the store's resident page memory (default 64M)\n"
 	"  --election-timeout MS  raft's election timeout (default 1000; heartbeat: a tenth)\n"
-	"  --snapshot-every N     take a snapshot every N entries (default 4096)\n"
-	"  --snapshot-trailing N  entries kept in raft's log behind a snapshot (default 1024)\n"
+	"  --snapshot-every N     take a snapshot every N entries (default 65536)\n"
+	"  --snapshot-trailing N  entries kept in raft's log behind a snapshot (default 8192)\n"
 	"  --max-snapshot SIZE    refuse snapshots larger than this (default 1G)\n";
 
 static rkv_node *g_node; /* for the signal handlers' close path */
@@ -214,7 +214,7 @@ int rkv_cmd_node(int argc, char **argv)
 	rkv_node *n = &node;
 	memset(n, 0, sizeof(*n));
 	const char *dir = NULL, *bootstrap = NULL;
-	unsigned election_ms = 1000, snap_every = 4096, snap_trailing = 1024;
+	unsigned election_ms = 1000, snap_every = 65536, snap_trailing = 8192;
 	n->budget = 64ull << 20;
 	n->max_snapshot = 1ull << 30;
 	optind = 1;
