@@ -55,6 +55,7 @@ static const char client_usage[] =
 	"  digest                  one line per node: n<ID>: DIGEST applied=A keys=N hash=H\n"
 	"  add ID ADDRESS          add node ID (ADDRESS 127.0.0.1:PORT) as a voter\n"
 	"  remove ID               remove node ID\n"
+	"  transfer [ID]           hand the leadership to node ID (none: one raft picks)\n"
 	"  txn                     read `put K V` / `del K` lines from stdin and apply them as\n"
 	"                          one transaction (at most 10000)\n"
 	"  help                    this text\n";
@@ -550,7 +551,8 @@ static int cmd_every_node(const char *cluster, const char *sock, cmdline *cl, bo
 	return RKV_EXIT_OK;
 }
 
-/* barrier, add ID ADDRESS, remove ID: a request through the leader answered OK. */
+/* barrier, add ID ADDRESS, remove ID, transfer [ID]: a request through the leader
+ * answered OK. */
 static int cmd_admin(const char *cluster, const char *sock, cmdline *cl)
 {
 	rkv_buf req = {0};
@@ -561,6 +563,11 @@ static int cmd_admin(const char *cluster, const char *sock, cmdline *cl)
 		if (cl->npos != 0)
 			return say(RKV_EXIT_USAGE, "barrier takes no arguments (raftkv help)");
 		code = rkv_buf_add(&req, "barrier\n", 8);
+	} else if (!strcmp(cl->name, "transfer")) {
+		if (cl->npos > 1 || (cl->npos == 1 && (kv_parse_u64(cl->pos[0], &id) || id == 0 ||
+						       id > 0xFFFFFFFFu)))
+			return say(RKV_EXIT_USAGE, "transfer takes an optional node id (raftkv help)");
+		code = rkv_buf_printf(&req, "transfer %" PRIu64 "\n", id);
 	} else {
 		bool add = !strcmp(cl->name, "add");
 		if (cl->npos != (add ? 2 : 1))
@@ -684,7 +691,8 @@ int rkv_cmd_client(const char *cluster, const char *sock, int argc, char **argv)
 	bool node_ok = !strcmp(cmd, "sget") || !strcmp(cmd, "sscan");
 	bool limit_ok = !strcmp(cmd, "scan") || !strcmp(cmd, "sscan");
 	static const char *const known[] = {"put", "get", "del", "sget", "scan", "sscan",
-					    "barrier", "status", "digest", "add", "remove", "txn"};
+					    "barrier", "status", "digest", "add", "remove", "txn",
+					    "transfer"};
 	bool found = false;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		found |= !strcmp(cmd, known[i]);

@@ -24,7 +24,7 @@ static const char usage_text[] =
 	"  put K V | del K | txn (put K V / del K lines on stdin)\n"
 	"  get K | scan [START [END]] [--limit N]       linearizable (through the leader)\n"
 	"  sget [--node ID] K | sscan [--node ID] ...   from one node's store: possibly stale\n"
-	"  status | digest | barrier | add ID ADDRESS | remove ID\n"
+	"  status | digest | barrier | add ID ADDRESS | remove ID | transfer [ID]\n"
 	"  raw [--node ID]                              the line protocol: stdin to a node, answers to stdout\n"
 	"  stress --threads N --seconds S --ack-file F [--batch K] [--value-size B] [--stamp]\n"
 	"  check [--ack-file F] [--wait S]              every node identical, acknowledged writes present\n"

@@ -9,7 +9,8 @@
  *   node.c     `node`: one server process (raft, its libuv loop, the client socket)
  *   fsm.c      the state machine: apply (one pbox transaction per entry, applied index and
  *              client sessions in the same commit), snapshot (online backup), restore
- *   server.c   the line protocol on the node's unix socket
+ *   server.c   the node's unix socket: connections, framing, output
+ *   commands.c the protocol's commands and their completions
  *   entry.c    the command entry format (its table): encoder and decoder, no store access
  *   snap.c     the snapshot archive format (its table): a directory <-> one buffer
  *   client.c   the client side: connecting to a cluster, following NOTLEADER, retrying

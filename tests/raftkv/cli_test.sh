@@ -126,6 +126,12 @@ rkc remove 9 >/dev/null 2>&1; expect "remove of a stranger" 3 $?
 kill "$n4pid"; wait "$n4pid" 2>/dev/null; n4pid=""
 rkc put after-remove yes >/dev/null || fail "put after remove"
 
+# ---- leadership transfer ----------------------------------------------------------------------
+rkc transfer "$F" >/dev/null 2>"$work/err" || fail "transfer to n$F: $(cat "$work/err")"
+expect "leader after transfer" "$F" "$(leader)"
+rkc transfer 0x >/dev/null 2>&1; expect "transfer with a bad id" 2 $?
+rkc put after-transfer yes >/dev/null || fail "put after transfer"
+
 # ---- a standalone node ------------------------------------------------------------------------
 setsid "$rk" node --dir "$work/sa" --standalone >"$work/sa.log" 2>&1 &
 spid=$!
