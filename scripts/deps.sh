@@ -7,6 +7,8 @@ pkgs=(build-essential cmake pkg-config liburing-dev libjemalloc-dev libhwloc-dev
       clang libclang-rt-14-dev liblmdb-dev
       # pbox-bench's peer engines (bench/engine) and its plots
       librocksdb-dev libleveldb-dev libsqlite3-dev libwiredtiger-dev gnuplot-nox
+      # bench/ops/dump-load-vs-lmdb.sh: mdb_dump, mdb_load
+      lmdb-utils
       # kvstore's power-cut test (tests/kvstore): mkfs.xfs and xfs_io
       xfsprogs
       # the coverage report and gate (scripts/coverage.sh)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 void kv_encode(FILE *f, const void *buf, size_t len)
 {
@@ -118,6 +119,22 @@ int kv_parse_seconds(const char *s, double *out)
 	if (*end || !(v >= 0) || v > 1e9)
 		return -1;
 	*out = v;
+	return 0;
+}
+
+int kv_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
 	return 0;
 }
 

@@ -95,6 +95,9 @@ int kv_parse_u64(const char *s, uint64_t *out);
 /* A non-negative decimal number with an optional fraction ("2", "0.5"). -1 if malformed. */
 int kv_parse_seconds(const char *s, double *out);
 double kv_now(void); /* CLOCK_MONOTONIC seconds */
+/* write(2) all of buf (retrying short writes and EINTR): 0 or -errno. One call per ack line
+ * group keeps an O_APPEND file's lines whole. */
+int kv_write_all(int fd, const void *buf, size_t len);
 
 /* ---- value.c --------------------------------------------------------------------------- */
 

@@ -59,6 +59,7 @@ typedef struct stress_run {
 	uint64_t total;    /* --transfers: what the balances sum to */
 	unsigned flags;    /* commit flags: PBOX_BT_DURABLE unless --durability fast */
 	size_t value_size;
+	uint64_t backup_rate; /* --backup-rate: bytes per second for each backup (0: no limit) */
 	double deadline;
 	atomic_bool stop;
 	atomic_int error;        /* first store error */
@@ -114,21 +115,6 @@ static void backoff(uint64_t *rng, unsigned n)
 	if (cap > 5e-3)
 		cap = 5e-3;
 	sleep_s(cap * (double)(rng_next(rng) % 1024) / 1024.0);
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, buf, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += w;
-		len -= (size_t)w;
-	}
-	return 0;
 }
 
 static int ack_line(char *out, const char *key, const char *val, size_t vlen, const char *bid)
@@ -195,7 +181,7 @@ static void *stress_main(void *arg)
 		if (rc)
 			break;
 		/* committed (durable unless --durability fast): only now may the file say so */
-		rc = write_all(r->ack_fd, acks, alen);
+		rc = kv_write_all(r->ack_fd, acks, alen);
 		if (rc)
 			break;
 		t->next_seq += r->batch;
@@ -296,7 +282,7 @@ static void *transfer_main(void *arg)
 		char line[128];
 		int n = snprintf(line, sizeof(line), "T %u %" PRIu64 " %u %u %" PRIu64 "\n", t->id,
 				 t->next_seq, from, to, moved);
-		rc = write_all(r->ack_fd, line, (size_t)n);
+		rc = kv_write_all(r->ack_fd, line, (size_t)n);
 		if (rc)
 			break;
 		t->next_seq++;
@@ -473,7 +459,7 @@ static int take_last(const void *key, size_t klen, const void *val, size_t vlen,
 static const char stress_usage[] =
 	"usage: stress --threads N (1..256) --seconds S --ack-file FILE "
 	"[--batch K (1..100000) [--value-size B (up to 16M)] | --transfers ACCOUNTS (2..1000000)] "
-	"[--backup-every SECONDS --backup-dir DIR]";
+	"[--backup-every SECONDS --backup-dir DIR [--backup-rate R]]";
 
 /* A backup into dir/backup-<n> (the first n not taken), between ack-file lines
  * "# backup PATH begin" and "# backup PATH end": every acknowledgement before the begin line
@@ -486,17 +472,17 @@ static int stress_backup(stress_run *r, const char *dir, unsigned *n)
 		snprintf(path, sizeof(path), "%s/backup-%u", dir, ++*n);
 	while (access(path, F_OK) == 0);
 	int ll = snprintf(line, sizeof(line), "# backup %s begin\n", path);
-	if (write_all(r->ack_fd, line, (size_t)ll)) {
+	if (kv_write_all(r->ack_fd, line, (size_t)ll)) {
 		fprintf(stderr, "kvstore: stress: writing the ack file: %s\n", strerror(errno));
 		return -EIO;
 	}
-	int rc = kv_backup_now(r->db.st, path, 0, false, NULL, msg, sizeof(msg));
+	int rc = kv_backup_now(r->db.st, path, r->backup_rate, false, NULL, msg, sizeof(msg));
 	if (rc) {
 		fprintf(stderr, "kvstore: stress: backup %s: %s\n", path, msg);
 		return rc;
 	}
 	ll = snprintf(line, sizeof(line), "# backup %s end\n", path);
-	if (write_all(r->ack_fd, line, (size_t)ll)) {
+	if (kv_write_all(r->ack_fd, line, (size_t)ll)) {
 		fprintf(stderr, "kvstore: stress: writing the ack file: %s\n", strerror(errno));
 		return -EIO;
 	}
@@ -508,6 +494,7 @@ int kv_cmd_stress(const kv_opts *o, int argc, char **argv)
 	uint64_t threads = 0, batch = 1, vsize = 100, accounts = 0;
 	bool batch_set = false, vsize_set = false;
 	double seconds = -1, backup_every = 0;
+	uint64_t backup_rate = 0; /* bytes per second, 0: no limit */
 	const char *ack = NULL, *backup_dir = NULL;
 	for (int i = 1; i < argc; i += 2) { /* option, value */
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -526,6 +513,8 @@ int kv_cmd_stress(const kv_opts *o, int argc, char **argv)
 			vsize_set = true;
 		} else if (!bad && !strcmp(a, "--backup-every"))
 			bad = kv_parse_seconds(v, &backup_every) || backup_every <= 0;
+		else if (!bad && !strcmp(a, "--backup-rate"))
+			bad = kv_parse_size(v, &backup_rate) || backup_rate == 0;
 		else if (!bad && !strcmp(a, "--backup-dir"))
 			bad = !*(backup_dir = v);
 		else if (!bad && !strcmp(a, "--transfers"))
@@ -548,7 +537,7 @@ int kv_cmd_stress(const kv_opts *o, int argc, char **argv)
 			stress_usage);
 		return KV_EXIT_USAGE;
 	}
-	if ((backup_every > 0) != (backup_dir != NULL)) {
+	if ((backup_every > 0) != (backup_dir != NULL) || (backup_rate && !backup_dir)) {
 		fprintf(stderr, "kvstore: stress: --backup-every and --backup-dir go together (%s)\n",
 			stress_usage);
 		return KV_EXIT_USAGE;
@@ -586,7 +575,7 @@ int kv_cmd_stress(const kv_opts *o, int argc, char **argv)
 				  "# stress --transfers: %u accounts, total %" PRIu64
 				  "; lines: T thread seq from to amount\n",
 				  r->accounts, r->total);
-		if (write_all(r->ack_fd, hdr, (size_t)hl)) {
+		if (kv_write_all(r->ack_fd, hdr, (size_t)hl)) {
 			fprintf(stderr, "kvstore: stress: %s: %s\n", ack, strerror(errno));
 			goto out_close;
 		}
@@ -616,6 +605,7 @@ int kv_cmd_stress(const kv_opts *o, int argc, char **argv)
 	}
 	free(max);
 	r->batch = (unsigned)batch;
+	r->backup_rate = backup_rate;
 	r->value_size = vsize;
 	r->deadline = kv_now() + seconds;
 	signal(SIGINT, on_signal);

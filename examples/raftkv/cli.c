@@ -60,18 +60,6 @@ static const char client_usage[] =
 	"                          one transaction (at most 10000)\n"
 	"  help                    this text\n";
 
-static int say(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int say(int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("raftkv: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	return code;
-}
-
 /* ---- scans ------------------------------------------------------------------------------- */
 
 /* Append a scan bound: "-" is the protocol's "unbounded", so a key that encodes to exactly
@@ -255,29 +243,29 @@ static int parse_cmdline(int argc, char **argv, bool node_ok, bool limit_ok, int
 			const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 			uint64_t n;
 			if (!v)
-				return say(RKV_EXIT_USAGE, "%s: %s needs a value", cl->name, a);
+				return rkv_say(RKV_EXIT_USAGE, "%s: %s needs a value", cl->name, a);
 			if (!strcmp(a, "--timeout")) {
 				if (kv_parse_seconds(v, &cl->timeout) || cl->timeout <= 0)
-					return say(RKV_EXIT_USAGE, "%s: --timeout takes seconds "
+					return rkv_say(RKV_EXIT_USAGE, "%s: --timeout takes seconds "
 						   "> 0", cl->name);
 			} else if (node_ok && !strcmp(a, "--node")) {
 				if (kv_parse_u64(v, &n) || n == 0 || n > 0xFFFFFFFFu)
-					return say(RKV_EXIT_USAGE, "%s: --node takes a node id "
+					return rkv_say(RKV_EXIT_USAGE, "%s: --node takes a node id "
 						   "(1..)", cl->name);
 				cl->node = (unsigned)n;
 			} else if (limit_ok && !strcmp(a, "--limit")) {
 				if (kv_parse_u64(v, &cl->limit))
-					return say(RKV_EXIT_USAGE, "%s: --limit takes a number",
+					return rkv_say(RKV_EXIT_USAGE, "%s: --limit takes a number",
 						   cl->name);
 			} else {
-				return say(RKV_EXIT_USAGE, "%s: unknown option %s (raftkv help)",
+				return rkv_say(RKV_EXIT_USAGE, "%s: unknown option %s (raftkv help)",
 					   cl->name, a);
 			}
 			i++;
 			continue;
 		}
 		if (cl->npos >= maxpos)
-			return say(RKV_EXIT_USAGE, "%s: too many arguments (raftkv help)",
+			return rkv_say(RKV_EXIT_USAGE, "%s: too many arguments (raftkv help)",
 				   cl->name);
 		cl->pos[cl->npos++] = argv[i];
 	}
@@ -289,11 +277,11 @@ static int arg_decode(const cmdline *cl, const char *what, const char *s, size_t
 		      char **out, size_t *len)
 {
 	if (kv_decode(s, out, len))
-		return say(RKV_EXIT_USAGE, "%s: bad %%HH escape in %s: %s", cl->name, what, s);
+		return rkv_say(RKV_EXIT_USAGE, "%s: bad %%HH escape in %s: %s", cl->name, what, s);
 	if (*len > max) {
 		free(*out);
 		*out = NULL;
-		return say(RKV_EXIT_USAGE, "%s: %s too long (%zu bytes, at most %zu)", cl->name,
+		return rkv_say(RKV_EXIT_USAGE, "%s: %s too long (%zu bytes, at most %zu)", cl->name,
 			   what, *len, max);
 	}
 	return 0;
@@ -303,9 +291,9 @@ static int open_client(const char *cluster, const char *sock, uint64_t id, rkv_c
 {
 	char err[512];
 	if (!cluster && !sock)
-		return say(RKV_EXIT_USAGE, "no cluster (-c DIR) or node socket (-s SOCKET) given");
+		return rkv_say(RKV_EXIT_USAGE, "no cluster (-c DIR) or node socket (-s SOCKET) given");
 	if (rkv_client_open(cluster, sock, id, c, err, sizeof(err)))
-		return say(RKV_EXIT_FAIL, "%s", err);
+		return rkv_say(RKV_EXIT_FAIL, "%s", err);
 	return 0;
 }
 
@@ -321,8 +309,8 @@ static int bad_response(const cmdline *cl, const char *r)
 {
 	char sh[300];
 	if (!strncmp(r, "ERR ", 4))
-		return say(RKV_EXIT_FAIL, "%s: %s", cl->name, shown(r + 4, sh, sizeof(sh)));
-	return say(RKV_EXIT_FAIL, "%s: unexpected response: %s", cl->name,
+		return rkv_say(RKV_EXIT_FAIL, "%s: %s", cl->name, shown(r + 4, sh, sizeof(sh)));
+	return rkv_say(RKV_EXIT_FAIL, "%s: unexpected response: %s", cl->name,
 		   shown(r, sh, sizeof(sh)));
 }
 
@@ -338,7 +326,7 @@ static int print_value(const cmdline *cl, char *r)
 	size_t en = (size_t)(r + n - 1 - v);
 	shown(r, sh, sizeof(sh)); /* before the decoding changes it */
 	if (memchr(v, ' ', en) || rkv_unescape(v, en, &vl))
-		return say(RKV_EXIT_FAIL, "%s: malformed response: %s", cl->name, sh);
+		return rkv_say(RKV_EXIT_FAIL, "%s: malformed response: %s", cl->name, sh);
 	kv_encode(stdout, v, vl);
 	putchar('\n');
 	return RKV_EXIT_OK;
@@ -349,7 +337,7 @@ static char *leader_call(rkv_client *c, const cmdline *cl, const char *req, size
 {
 	char *r, err[1024];
 	if (rkv_client_call(c, req, len, cl->timeout, &r, NULL, err, sizeof(err))) {
-		say(RKV_EXIT_FAIL, "%s: %s", cl->name, err);
+		rkv_say(RKV_EXIT_FAIL, "%s: %s", cl->name, err);
 		return NULL;
 	}
 	return r;
@@ -363,7 +351,7 @@ static int cmd_write(const char *cluster, const char *sock, cmdline *cl, bool pu
 	rkv_client *c = NULL;
 	int code;
 	if (cl->npos != (put ? 2 : 1))
-		return say(RKV_EXIT_USAGE, "%s takes %s (raftkv help)", cl->name,
+		return rkv_say(RKV_EXIT_USAGE, "%s takes %s (raftkv help)", cl->name,
 			   put ? "KEY VALUE" : "KEY");
 	if ((code = arg_decode(cl, "key", cl->pos[0], RKV_KEY_MAX, &k, &kl)) ||
 	    (put && (code = arg_decode(cl, "value", cl->pos[1], RKV_VALUE_MAX, &v, &vl))))
@@ -372,7 +360,7 @@ static int cmd_write(const char *cluster, const char *sock, cmdline *cl, bool pu
 	if (rkv_buf_printf(&req, "%s 1 ", put ? "put" : "del") || rkv_buf_enc(&req, k, kl) ||
 	    (put && (rkv_buf_add(&req, " ", 1) || rkv_buf_enc(&req, v, vl))) ||
 	    rkv_buf_add(&req, "\n", 1)) {
-		code = say(RKV_EXIT_FAIL, "%s: out of memory", cl->name);
+		code = rkv_say(RKV_EXIT_FAIL, "%s: out of memory", cl->name);
 		goto out;
 	}
 	if ((code = open_client(cluster, sock, rkv_random_id(), &c)))
@@ -412,7 +400,7 @@ static int any_node_call(rkv_client *c, const cmdline *cl, const char *req, size
 			return 0;
 		}
 	}
-	return say(RKV_EXIT_FAIL, "%s: %s%s", cl->name, n > 1 ? "no node reachable; last: " : "",
+	return rkv_say(RKV_EXIT_FAIL, "%s: %s%s", cl->name, n > 1 ? "no node reachable; last: " : "",
 		   err);
 }
 
@@ -425,12 +413,12 @@ static int cmd_get(const char *cluster, const char *sock, cmdline *cl, bool stal
 	unsigned who;
 	int code;
 	if (cl->npos != 1)
-		return say(RKV_EXIT_USAGE, "%s takes KEY (raftkv help)", cl->name);
+		return rkv_say(RKV_EXIT_USAGE, "%s takes KEY (raftkv help)", cl->name);
 	if ((code = arg_decode(cl, "key", cl->pos[0], RKV_KEY_MAX, &k, &kl)))
 		return code;
 	if (rkv_buf_add(&req, stale ? "sget " : "get ", stale ? 5 : 4) ||
 	    rkv_buf_enc(&req, k, kl) || rkv_buf_add(&req, "\n", 1))
-		code = say(RKV_EXIT_FAIL, "%s: out of memory", cl->name);
+		code = rkv_say(RKV_EXIT_FAIL, "%s: out of memory", cl->name);
 	else if (!(code = open_client(cluster, sock, 0, &c))) {
 		if (stale)
 			code = any_node_call(c, cl, req.p, req.len, &r, &who);
@@ -477,7 +465,7 @@ static int cmd_scan(const char *cluster, const char *sock, cmdline *cl, bool sta
 	if (!stale) {
 		if (rkv_scan_pages(c, false, 0, start, sl, end, el, cl->limit, SCAN_PAGE,
 				   cl->timeout, print_pair, &sp, NULL, err, sizeof(err)))
-			code = say(RKV_EXIT_FAIL, "%s: %s", cl->name, err);
+			code = rkv_say(RKV_EXIT_FAIL, "%s: %s", cl->name, err);
 		goto out;
 	}
 	/* stale: node --node, or the first node that answers (only until something was
@@ -492,14 +480,14 @@ static int cmd_scan(const char *cluster, const char *sock, cmdline *cl, bool sta
 				    cl->timeout, print_pair, &sp, NULL, err, sizeof(err)))
 			break;
 		if (sp.printed > 0 || i + 1 == n) {
-			code = say(RKV_EXIT_FAIL, "%s: %sn%u: %s", cl->name,
+			code = rkv_say(RKV_EXIT_FAIL, "%s: %sn%u: %s", cl->name,
 				   n > 1 && !sp.printed ? "no node reachable; last: " : "", ids[i],
 				   err);
 			break;
 		}
 	}
 	if (n == 0)
-		code = say(RKV_EXIT_FAIL, "%s: no nodes found", cl->name);
+		code = rkv_say(RKV_EXIT_FAIL, "%s: no nodes found", cl->name);
 out:
 	rkv_client_close(c);
 	free(start);
@@ -513,7 +501,7 @@ static int cmd_every_node(const char *cluster, const char *sock, cmdline *cl, bo
 	rkv_client *c = NULL;
 	int code;
 	if (cl->npos != 0)
-		return say(RKV_EXIT_USAGE, "%s takes no arguments (raftkv help)", cl->name);
+		return rkv_say(RKV_EXIT_USAGE, "%s takes no arguments (raftkv help)", cl->name);
 	if ((code = open_client(cluster, sock, 0, &c)))
 		return code;
 	unsigned ids[MAX_NODES];
@@ -542,13 +530,22 @@ static int cmd_every_node(const char *cluster, const char *sock, cmdline *cl, bo
 	}
 	rkv_client_close(c);
 	if (n == 0)
-		return say(RKV_EXIT_FAIL, "%s: no nodes found in %s", cl->name,
+		return rkv_say(RKV_EXIT_FAIL, "%s: no nodes found in %s", cl->name,
 			   cluster ? cluster : sock);
 	if (status && !leader)
-		return say(RKV_EXIT_FAIL, "%s: no node is the leader", cl->name);
+		return rkv_say(RKV_EXIT_FAIL, "%s: no node is the leader", cl->name);
 	if (!status && !all)
-		return say(RKV_EXIT_FAIL, "%s: not every node answered", cl->name);
+		return rkv_say(RKV_EXIT_FAIL, "%s: not every node answered", cl->name);
 	return RKV_EXIT_OK;
+}
+
+/* Send req through the leader; an exit code: 0 for OK, else what bad_response says. */
+static int call_ok(rkv_client *c, const cmdline *cl, const rkv_buf *req)
+{
+	char *r = leader_call(c, cl, req->p, req->len);
+	int code = !r ? RKV_EXIT_FAIL : !strcmp(r, "OK\n") ? RKV_EXIT_OK : bad_response(cl, r);
+	free(r);
+	return code;
 }
 
 /* barrier, add ID ADDRESS, remove ID, transfer [ID]: a request through the leader
@@ -561,43 +558,37 @@ static int cmd_admin(const char *cluster, const char *sock, cmdline *cl)
 	int code;
 	if (!strcmp(cl->name, "barrier")) {
 		if (cl->npos != 0)
-			return say(RKV_EXIT_USAGE, "barrier takes no arguments (raftkv help)");
+			return rkv_say(RKV_EXIT_USAGE, "barrier takes no arguments (raftkv help)");
 		code = rkv_buf_add(&req, "barrier\n", 8);
 	} else if (!strcmp(cl->name, "transfer")) {
 		if (cl->npos > 1 || (cl->npos == 1 && (kv_parse_u64(cl->pos[0], &id) || id == 0 ||
 						       id > 0xFFFFFFFFu)))
-			return say(RKV_EXIT_USAGE, "transfer takes an optional node id (raftkv help)");
+			return rkv_say(RKV_EXIT_USAGE, "transfer takes an optional node id (raftkv help)");
 		code = rkv_buf_printf(&req, "transfer %" PRIu64 "\n", id);
 	} else {
 		bool add = !strcmp(cl->name, "add");
 		if (cl->npos != (add ? 2 : 1))
-			return say(RKV_EXIT_USAGE, "%s takes %s (raftkv help)", cl->name,
+			return rkv_say(RKV_EXIT_USAGE, "%s takes %s (raftkv help)", cl->name,
 				   add ? "ID ADDRESS" : "ID");
 		if (kv_parse_u64(cl->pos[0], &id) || id == 0 || id > 0xFFFFFFFFu)
-			return say(RKV_EXIT_USAGE, "%s: bad node id %s", cl->name, cl->pos[0]);
+			return rkv_say(RKV_EXIT_USAGE, "%s: bad node id %s", cl->name, cl->pos[0]);
 		if (add) {
 			const char *a = cl->pos[1];
 			/* sent as it is: it must be one field of printable text */
 			for (const char *p = a; *p; p++)
 				if (*p <= ' ' || *p >= 0x7f || *p == '%')
-					return say(RKV_EXIT_USAGE, "add: bad address %s", a);
+					return rkv_say(RKV_EXIT_USAGE, "add: bad address %s", a);
 			if (!*a)
-				return say(RKV_EXIT_USAGE, "add: empty address");
+				return rkv_say(RKV_EXIT_USAGE, "add: empty address");
 			code = rkv_buf_printf(&req, "add %" PRIu64 " %s\n", id, a);
 		} else {
 			code = rkv_buf_printf(&req, "remove %" PRIu64 "\n", id);
 		}
 	}
 	if (code)
-		return say(RKV_EXIT_FAIL, "%s: out of memory", cl->name);
-	if (!(code = open_client(cluster, sock, 0, &c))) {
-		char *r = leader_call(c, cl, req.p, req.len);
-		if (!r)
-			code = RKV_EXIT_FAIL;
-		else
-			code = !strcmp(r, "OK\n") ? RKV_EXIT_OK : bad_response(cl, r);
-		free(r);
-	}
+		return rkv_say(RKV_EXIT_FAIL, "%s: out of memory", cl->name);
+	if (!(code = open_client(cluster, sock, 0, &c)))
+		code = call_ok(c, cl, &req);
 	rkv_client_close(c);
 	free(req.p);
 	return code;
@@ -610,7 +601,7 @@ static int txn_line(const cmdline *cl, char *line, unsigned long lineno, rkv_buf
 	int nf = 0;
 	for (char *p = line;;) { /* single-space separated: a field may be empty */
 		if (nf == 4)
-			return say(RKV_EXIT_USAGE, "txn: line %lu: too many fields", lineno);
+			return rkv_say(RKV_EXIT_USAGE, "txn: line %lu: too many fields", lineno);
 		f[nf++] = p;
 		char *sp = strchr(p, ' ');
 		if (!sp)
@@ -620,7 +611,7 @@ static int txn_line(const cmdline *cl, char *line, unsigned long lineno, rkv_buf
 	}
 	bool put = !strcmp(f[0], "put");
 	if (!(put && nf == 3) && !(!strcmp(f[0], "del") && nf == 2))
-		return say(RKV_EXIT_USAGE, "txn: line %lu: expected `put K V` or `del K`", lineno);
+		return rkv_say(RKV_EXIT_USAGE, "txn: line %lu: expected `put K V` or `del K`", lineno);
 	char *k = NULL, *v = NULL;
 	size_t kl, vl = 0;
 	int code = arg_decode(cl, "key", f[1], RKV_KEY_MAX, &k, &kl);
@@ -629,7 +620,7 @@ static int txn_line(const cmdline *cl, char *line, unsigned long lineno, rkv_buf
 	if (!code && (rkv_buf_add(ops, put ? "put " : "del ", 4) || rkv_buf_enc(ops, k, kl) ||
 		      (put && (rkv_buf_add(ops, " ", 1) || rkv_buf_enc(ops, v, vl))) ||
 		      rkv_buf_add(ops, "\n", 1)))
-		code = say(RKV_EXIT_FAIL, "txn: out of memory");
+		code = rkv_say(RKV_EXIT_FAIL, "txn: out of memory");
 	free(k);
 	free(v);
 	return code;
@@ -638,7 +629,7 @@ static int txn_line(const cmdline *cl, char *line, unsigned long lineno, rkv_buf
 static int cmd_txn(const char *cluster, const char *sock, cmdline *cl)
 {
 	if (cl->npos != 0)
-		return say(RKV_EXIT_USAGE, "txn takes no arguments; it reads stdin (raftkv help)");
+		return rkv_say(RKV_EXIT_USAGE, "txn takes no arguments; it reads stdin (raftkv help)");
 	rkv_buf ops = {0}, req = {0};
 	rkv_client *c = NULL;
 	char *line = NULL;
@@ -655,26 +646,20 @@ static int cmd_txn(const char *cluster, const char *sock, cmdline *cl)
 		if (n == 0)
 			continue;
 		if (++nops > RKV_TXN_OPS_MAX)
-			code = say(RKV_EXIT_USAGE, "txn: more than %u operations", RKV_TXN_OPS_MAX);
+			code = rkv_say(RKV_EXIT_USAGE, "txn: more than %u operations", RKV_TXN_OPS_MAX);
 		else
 			code = txn_line(cl, line, lineno, &ops);
 	}
 	free(line);
 	if (!code && ferror(stdin))
-		code = say(RKV_EXIT_FAIL, "txn: reading stdin failed");
+		code = rkv_say(RKV_EXIT_FAIL, "txn: reading stdin failed");
 	if (!code && nops == 0)
-		code = say(RKV_EXIT_USAGE, "txn: no operations on stdin");
+		code = rkv_say(RKV_EXIT_USAGE, "txn: no operations on stdin");
 	if (!code && (rkv_buf_printf(&req, "txn 1 %lu\n", nops) ||
 		      rkv_buf_add(&req, ops.p, ops.len)))
-		code = say(RKV_EXIT_FAIL, "txn: out of memory");
-	if (!code && !(code = open_client(cluster, sock, rkv_random_id(), &c))) {
-		char *r = leader_call(c, cl, req.p, req.len);
-		if (!r)
-			code = RKV_EXIT_FAIL;
-		else
-			code = !strcmp(r, "OK\n") ? RKV_EXIT_OK : bad_response(cl, r);
-		free(r);
-	}
+		code = rkv_say(RKV_EXIT_FAIL, "txn: out of memory");
+	if (!code && !(code = open_client(cluster, sock, rkv_random_id(), &c)))
+		code = call_ok(c, cl, &req);
 	rkv_client_close(c);
 	free(ops.p);
 	free(req.p);
@@ -697,13 +682,13 @@ int rkv_cmd_client(const char *cluster, const char *sock, int argc, char **argv)
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		found |= !strcmp(cmd, known[i]);
 	if (!found)
-		return say(RKV_EXIT_USAGE, "unknown command %s (raftkv help)", cmd);
+		return rkv_say(RKV_EXIT_USAGE, "unknown command %s (raftkv help)", cmd);
 	cmdline cl;
 	int code = parse_cmdline(argc, argv, node_ok, limit_ok, 4, &cl);
 	if (code)
 		return code;
 	if (limit_ok && cl.npos > 2)
-		return say(RKV_EXIT_USAGE, "%s takes at most START and END (raftkv help)", cmd);
+		return rkv_say(RKV_EXIT_USAGE, "%s takes at most START and END (raftkv help)", cmd);
 	if (!strcmp(cmd, "put") || !strcmp(cmd, "del"))
 		code = cmd_write(cluster, sock, &cl, cmd[0] == 'p');
 	else if (!strcmp(cmd, "get") || !strcmp(cmd, "sget"))
@@ -717,6 +702,6 @@ int rkv_cmd_client(const char *cluster, const char *sock, int argc, char **argv)
 	else
 		code = cmd_admin(cluster, sock, &cl);
 	if (fflush(stdout) && code == RKV_EXIT_OK)
-		code = say(RKV_EXIT_FAIL, "%s: writing the output failed", cmd);
+		code = rkv_say(RKV_EXIT_FAIL, "%s: writing the output failed", cmd);
 	return code;
 }

@@ -64,7 +64,26 @@ static int read_nodes(const char *dir, node_ent *v, unsigned *n)
 	return *n ? 0 : -1;
 }
 
-/* The pid in DIR/n<ID>/pid if that process runs raftkv, else 0. */
+/* The process state letter of pid from /proc/<pid>/stat ('R', 'S', 'Z', ...), 0 if gone. */
+static char proc_state(long pid)
+{
+	char p[64], buf[512];
+	snprintf(p, sizeof(p), "/proc/%ld/stat", pid);
+	int fd = open(p, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	ssize_t r = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (r <= 0)
+		return 0;
+	buf[r] = 0;
+	char *e = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+	return e && e[1] == ' ' ? e[2] : 0;
+}
+
+/* The pid in DIR/n<ID>/pid if that process runs raftkv node, else 0. A process killed a
+ * moment ago may still hold the store's lock while its memory is torn down (its cmdline
+ * reads empty then): wait, up to 10 s, until it is gone or a zombie (which holds nothing). */
 static pid_t node_pid(const char *ndir)
 {
 	char p[PATH_MAX];
@@ -78,15 +97,24 @@ static pid_t node_pid(const char *ndir)
 	fclose(f);
 	if (pid <= 1)
 		return 0;
-	snprintf(p, sizeof(p), "/proc/%ld/cmdline", pid);
 	char cmd[512];
-	int fd = open(p, O_RDONLY);
-	if (fd < 0)
-		return 0;
-	ssize_t r = read(fd, cmd, sizeof(cmd) - 1);
-	close(fd);
+	ssize_t r = 0;
+	for (int tries = 0; tries < 200; tries++) {
+		char st = proc_state(pid);
+		if (st == 0 || st == 'Z' || st == 'X')
+			return 0;
+		snprintf(p, sizeof(p), "/proc/%ld/cmdline", pid);
+		int fd = open(p, O_RDONLY);
+		if (fd < 0)
+			return 0;
+		r = read(fd, cmd, sizeof(cmd) - 1);
+		close(fd);
+		if (r > 0)
+			break;
+		usleep(50 * 1000); /* exiting */
+	}
 	if (r <= 0)
-		return 0;
+		return (pid_t)pid; /* still exiting after 10 s: treat as running */
 	cmd[r] = 0;
 	/* argv[0] ends in raftkv and argv[1] is "node" */
 	size_t l0 = strlen(cmd);
@@ -348,9 +376,11 @@ static int cluster_stop(int argc, char **argv)
 	while (left && now_s() < end) {
 		usleep(50 * 1000);
 		left = 0;
-		for (unsigned i = 0; i < np; i++)
-			if (pids[i] && kill(pids[i], 0) == 0)
+		for (unsigned i = 0; i < np; i++) {
+			char st = proc_state(pids[i]);
+			if (st && st != 'Z' && st != 'X') /* a zombie holds nothing */
 				left++;
+		}
 	}
 	for (unsigned i = 0; i < np && left; i++)
 		if (kill(pids[i], 0) == 0)

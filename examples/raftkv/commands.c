@@ -527,6 +527,20 @@ static void cmd_status(rkv_conn *c)
 	rkv_conn_send(c, &b);
 }
 
+/* A request only the leader takes: NULL after answering ERR (standalone) or NOTLEADER. */
+static pending *leader_pending(rkv_conn *c, int kind)
+{
+	if (c->n->standalone) {
+		rkv_reply(c, "ERR a standalone node has no membership");
+		return NULL;
+	}
+	if (!is_leader(c->n)) {
+		not_leader(c);
+		return NULL;
+	}
+	return pending_new(c, kind);
+}
+
 static void cmd_membership(rkv_conn *c, char **f, int nf)
 {
 	bool add = !strcmp(f[0], "add");
@@ -536,15 +550,7 @@ static void cmd_membership(rkv_conn *c, char **f, int nf)
 		rkv_reply(c, "ERR usage: add ID ADDRESS | remove ID (ID >= 1)");
 		return;
 	}
-	if (c->n->standalone) {
-		rkv_reply(c, "ERR a standalone node has no membership");
-		return;
-	}
-	if (!is_leader(c->n)) {
-		not_leader(c);
-		return;
-	}
-	pending *p = pending_new(c, add ? P_ADD : P_REMOVE);
+	pending *p = leader_pending(c, add ? P_ADD : P_REMOVE);
 	if (!p)
 		return;
 	p->id = id;
@@ -585,15 +591,7 @@ static void cmd_transfer(rkv_conn *c, char **f, int nf)
 		rkv_reply(c, "ERR usage: transfer [ID]");
 		return;
 	}
-	if (c->n->standalone) {
-		rkv_reply(c, "ERR a standalone node has no membership");
-		return;
-	}
-	if (!is_leader(c->n)) {
-		not_leader(c);
-		return;
-	}
-	pending *p = pending_new(c, P_TRANSFER);
+	pending *p = leader_pending(c, P_TRANSFER);
 	if (!p)
 		return;
 	p->id = id;
@@ -609,15 +607,11 @@ static void cmd_transfer(rkv_conn *c, char **f, int nf)
 
 static void cmd_barrier(rkv_conn *c)
 {
-	if (c->n->standalone) {
+	if (c->n->standalone) { /* nothing is ever pending there */
 		rkv_reply(c, "OK");
 		return;
 	}
-	if (!is_leader(c->n)) {
-		not_leader(c);
-		return;
-	}
-	pending *p = pending_new(c, P_BARRIER);
+	pending *p = leader_pending(c, P_BARRIER);
 	if (!p)
 		return;
 	p->u.barrier.data = p;

@@ -9,7 +9,8 @@
  *
  * Invariants: the store is opened before raft starts (raft's start-up restore and replay
  * apply to it) and closed after raft's close callback (no apply after it). One process per
- * node directory: the store's lock refuses a second. A pid file is written once serving and
+ * node directory: the store's lock refuses a second (after 10 s of waiting: a killed
+ * predecessor releases it only when its last thread has exited). A pid file is written once serving and
  * removed at a clean exit.
  * Threads: the loop thread; fsm.c's snapshot work on the thread pool.
  */
@@ -293,7 +294,18 @@ int rkv_cmd_node(int argc, char **argv)
 		fprintf(stderr, "raftkv node: remove leftovers in %s: %s\n", dir, strerror(errno));
 		return RKV_EXIT_FAIL;
 	}
-	if (rkv_store_open(n, n->store_dir, err, sizeof(err))) {
+	/* A previous run of this node killed a moment ago may still hold the store's lock: its
+	 * threads leave one by one (the last one, in an fsync, closes the lock), so wait for it
+	 * a while before calling the store taken. */
+	for (unsigned waited = 0;; waited++) {
+		rc = rkv_store_open(n, n->store_dir, err, sizeof(err));
+		if (rc != PBOX_ELOCKED || waited == 100)
+			break;
+		if (waited == 0)
+			fprintf(stderr, "raftkv node: %s; waiting up to 10 s\n", err);
+		usleep(100 * 1000);
+	}
+	if (rc) {
 		fprintf(stderr, "raftkv node: %s\n", err);
 		return RKV_EXIT_FAIL;
 	}

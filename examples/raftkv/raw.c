@@ -40,20 +40,6 @@ static int first_node(const char *cluster, uint64_t *id)
 	return best ? 0 : -1;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int rkv_cmd_raw(const char *cluster, const char *sock, int argc, char **argv)
 {
 	uint64_t id = 0;
@@ -104,7 +90,7 @@ int rkv_cmd_raw(const char *cluster, const char *sock, int argc, char **argv)
 			ssize_t r = read(fd, buf, sizeof(buf));
 			if (r <= 0)
 				break; /* the node answered everything and closed */
-			if (write_all(1, buf, (size_t)r))
+			if (kv_write_all(1, buf, (size_t)r))
 				break;
 		}
 		if (in_open && p[1].revents) {
@@ -112,7 +98,7 @@ int rkv_cmd_raw(const char *cluster, const char *sock, int argc, char **argv)
 			if (r <= 0) {
 				in_open = false;
 				shutdown(fd, SHUT_WR);
-			} else if (write_all(fd, buf, (size_t)r)) {
+			} else if (kv_write_all(fd, buf, (size_t)r)) {
 				/* the node closed (an overlong line): print what it said */
 				in_open = false;
 			}

@@ -8,7 +8,7 @@
  * does it append the request's ack lines to the ack file, all in ONE write(2) on an O_APPEND
  * descriptor, in kvstore's format (KEY TAB CRC32C TAB BATCH-ID), so that
  * `kvstore -d n<ID>/store check-acks FILE` holds on each stopped node; --stamp puts a comment
- * line `# at <unix ms>` in the same write. A request is built once and resent unchanged, so
+ * line `# at <unix ms> n<ID of the node that answered>` in the same write. A request is built once and resent unchanged, so
  * a write that outlives a leader change is applied once (the node's session). Sequence
  * numbers continue after the largest found in the ack file for that thread and in the
  * cluster (a linearizable scan of the thread's later keys: a request abandoned unacknowledged
@@ -100,21 +100,6 @@ static bool run_cancelled(void *arg)
 static uint64_t now_ns(void)
 {
 	return (uint64_t)(kv_now() * 1e9);
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, buf, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf += w;
-		len -= (size_t)w;
-	}
-	return 0;
 }
 
 /* The request for the thread's next key(s), and the ack lines it will earn. */
@@ -220,8 +205,9 @@ static void *stress_main(void *arg)
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			out.len = 0;
-			if (rkv_buf_printf(&out, "# at %lld\n",
-					   (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000) ||
+			if (rkv_buf_printf(&out, "# at %lld n%u\n",
+					   (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+					   rkv_client_leader(c)) ||
 			    rkv_buf_add(&out, acks.p, acks.len)) {
 				thread_fail(t, "out of memory");
 				break;
@@ -229,7 +215,7 @@ static void *stress_main(void *arg)
 			w = out.p;
 			wl = out.len;
 		}
-		int wrc = write_all(r->ack_fd, w, wl);
+		int wrc = kv_write_all(r->ack_fd, w, wl);
 		if (wrc) {
 			thread_fail(t, "writing the ack file: %s", strerror(-wrc));
 			break;
