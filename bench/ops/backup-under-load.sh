@@ -3,7 +3,7 @@
 # while backups run (both share one disk here) against without, and the rate limit's trade.
 #
 # Builds a store with `kvstore --durability fast stress` (1 thread, transactions of 100 keys,
-# 1000-byte values, LOAD seconds, default 10) and a checkpoint. Then RUNS rounds (default 5);
+# 1000-byte values, LOAD seconds, default 3: about 250 MB here) and a checkpoint. Then RUNS rounds (default 5);
 # each round runs every mode, in random order, on a fresh copy of that store:
 #   none      `kvstore stress --threads 4 --seconds S --batch 1` (durable puts, 100-byte values)
 #   backup    the same with `--backup-every 0.01 --backup-dir D`: backups back to back for the
@@ -11,10 +11,11 @@
 #   rate-R    the same with `--backup-rate R` (R in RATES, default "100M 25M")
 # after `sync; echo 3 > /proc/sys/vm/drop_caches` when root. S: SECONDS (default 10).
 # Prints CSV: round,mode,rate_bytes,commits_per_s,backups,backup_mib_per_s
-# (backup_mib_per_s: the bytes of the finished backups over the run's seconds).
+# (commits_per_s: acknowledged puts over S; backup_mib_per_s: the bytes of the finished
+# backups over S — the last backup may end after the writers).
 set -euo pipefail
 kv=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-load=${LOAD:-10}
+load=${LOAD:-3}
 runs=${RUNS:-5}
 secs=${SECONDS_PER_RUN:-10}
 rates=${RATES:-"100M 25M"}
@@ -44,7 +45,10 @@ for round in $(seq 1 "$runs"); do
     out=$("$kv" -d "$work/s" stress --threads 4 --seconds "$secs" --ack-file "$work/acks" \
           --batch 1 --value-size 100 "${extra[@]}")
     echo "$out" >&2
-    cps=$(echo "$out" | sed -n 's/.*durable puts (\([0-9.]*\) keys\/s.*/\1/p' | head -1)
+    # the writers run S seconds; the run may last longer (stress finishes the backup in
+    # progress), so the rate is the acknowledged keys over S
+    keys=$(echo "$out" | sed -n 's/^stress: [0-9]* threads, [0-9.]* s: \([0-9]*\) keys acknowledged.*/\1/p')
+    cps=$(awk -v k="${keys:-0}" -v s="$secs" 'BEGIN { printf "%.0f", k / s }')
     nb=$(echo "$out" | sed -n 's/^stress: \([0-9]*\) backups into.*/\1/p')
     bmib=0
     if [ -d "$work/b" ]; then
