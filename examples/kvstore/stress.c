@@ -74,6 +74,7 @@ typedef struct stress_thread {
 	uint64_t keys, commits;
 	uint64_t conflicts, retired; /* retries after PBOX_ECONFLICT / PBOX_ESNAPSHOT */
 	uint64_t rng;
+	double t_end; /* when it stopped writing (a backup in progress may outlast it) */
 } stress_thread;
 
 static atomic_bool stop_signal;
@@ -195,6 +196,7 @@ static void *stress_main(void *arg)
 	}
 	free(val);
 	free(acks);
+	t->t_end = kv_now();
 	atomic_fetch_add(&r->finished, 1);
 	return NULL;
 }
@@ -293,6 +295,7 @@ static void *transfer_main(void *arg)
 		atomic_compare_exchange_strong(&r->error, &expected, rc);
 		atomic_store(&r->stop, true);
 	}
+	t->t_end = kv_now();
 	atomic_fetch_add(&r->finished, 1);
 	return NULL;
 }
@@ -659,14 +662,17 @@ int kv_cmd_stress(const kv_opts *o, int argc, char **argv)
 		}
 	}
 	uint64_t keys = 0, commits = 0, conflicts = 0, retired = 0;
+	double t_end = t0;
 	for (unsigned i = 0; i < started; i++) {
 		pthread_join(ts[i].tid, NULL);
+		if (ts[i].t_end > t_end)
+			t_end = ts[i].t_end;
 		keys += ts[i].keys;
 		commits += ts[i].commits;
 		conflicts += ts[i].conflicts;
 		retired += ts[i].retired;
 	}
-	double el = kv_now() - t0;
+	double el = t_end - t0; /* the writers' time: rates are theirs */
 	if (transfers && !audit_rc && !audit_bad) {
 		audit_rc = audit(r, &as);
 		if (!audit_rc && (as.sum != r->total || as.count != r->accounts || as.bad))
