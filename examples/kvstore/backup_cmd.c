@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -142,6 +143,17 @@ int kv_cmd_backup(const kv_opts *o, int argc, char **argv)
 
 /* ---- compact -------------------------------------------------------------------------- */
 
+/* A test hook (tests/kvstore/compact_cut_test.sh): KVSTORE_COMPACT_PAUSE=N stops the process
+ * (SIGSTOP) at step boundary N — 1 before the copy, 2 after the copy is durable, 3 just
+ * before the swap, 4 after the swap, 5 after the swap is durable, 6 after the old store is
+ * removed — so that a test can cut the power exactly there. Unset: nothing happens. */
+static void pause_at(int n)
+{
+	const char *e = getenv("KVSTORE_COMPACT_PAUSE");
+	if (e && atoi(e) == n)
+		raise(SIGSTOP);
+}
+
 static int rm_fn(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
 	(void)sb;
@@ -197,6 +209,7 @@ int kv_cmd_compact(const kv_opts *o, int argc, char **argv)
 		return KV_EXIT_STORE;
 	}
 	dst_o.page_size = s0.page_size;
+	pause_at(1);
 	double t0 = kv_now();
 	pbox_bt_copy_info ci;
 	if ((rc = kv_open(&dst_o, true, &dst))) { /* 2 */
@@ -209,6 +222,8 @@ int kv_cmd_compact(const kv_opts *o, int argc, char **argv)
 	int crc = kv_close(&dst);
 	if (!rc)
 		rc = crc;
+	if (!rc)
+		pause_at(2);
 	/* the old store is closed before the swap (its close recycles log segments by path);
 	 * its lock file is then held by flock here, so nobody opens it until the swap is done */
 	int lfd = -1;
@@ -225,6 +240,8 @@ int kv_cmd_compact(const kv_opts *o, int argc, char **argv)
 		}
 	}
 	/* 3 */
+	if (!rc)
+		pause_at(3);
 	if (!rc && syscall(SYS_renameat2, AT_FDCWD, dir, AT_FDCWD, tmp, RENAME_EXCHANGE) != 0) {
 		fprintf(stderr, "kvstore: compact: swapping %s and %s: %s; nothing changed\n", dir,
 			tmp, strerror(errno));
@@ -237,6 +254,7 @@ int kv_cmd_compact(const kv_opts *o, int argc, char **argv)
 		return KV_EXIT_STORE;
 	}
 	int code = KV_EXIT_OK;
+	pause_at(4);
 	int fr = pbox_io_fsync_parent(pbox_io_posix(), dir);
 	if (fr) { /* the swap happened, but may not be durable */
 		fprintf(stderr, "kvstore: compact: syncing the directory that holds %s: %s\n", dir,
@@ -244,10 +262,12 @@ int kv_cmd_compact(const kv_opts *o, int argc, char **argv)
 		code = KV_EXIT_STORE;
 	}
 	/* 4: the old store, now at tmp */
+	pause_at(5);
 	close(lfd);
 	if (code == KV_EXIT_OK && rm_tree(tmp))
 		fprintf(stderr, "kvstore: compact: could not remove the old store %s: %s\n", tmp,
 			strerror(errno));
+	pause_at(6);
 	uint64_t after = file_size(dir, "data");
 	printf("compact: %" PRIu64 " trees, %" PRIu64 " pairs (%.1f MiB) copied in %.2f s; data "
 	       "file %.1f MiB -> %.1f MiB on disk\n",
