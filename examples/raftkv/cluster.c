@@ -6,7 +6,9 @@
  * that is not running (`raftkv node ... --bootstrap DIR/nodes`, detached with setsid, stderr
  * to DIR/n<ID>/log), and waits until one node reports itself leader and every started node
  * answers. Running it again restarts the nodes that died (a node whose raft directory is not
- * pristine ignores --bootstrap).
+ * pristine ignores --bootstrap). Node options given to a start are kept in DIR/node-options
+ * and used by later starts that give none (a restarted node keeps its election timeout and
+ * snapshot settings).
  * stop: SIGTERM to every DIR/n*\/pid that names a running raftkv process (nodes added later
  * included), SIGKILL after --timeout; a pid file left by a killed node is ignored.
  * Invariants: never signals a process that is not raftkv (the pid file's process is checked
@@ -285,6 +287,30 @@ static int cluster_start(int argc, char **argv)
 	} else if (nodes_set && nodes != n) {
 		fprintf(stderr, "raftkv cluster: %s/nodes already names %u nodes; --nodes ignored\n",
 			dir, n);
+	}
+	/* the node options: those given now (kept in DIR/node-options for later starts), else
+	 * those of the last start that gave some — a restarted node keeps its settings */
+	static char kept[16][128];
+	char opath[PATH_MAX], otmp[PATH_MAX + 8];
+	snprintf(opath, sizeof(opath), "%s/node-options", dir);
+	snprintf(otmp, sizeof(otmp), "%s/node-options.tmp", dir);
+	if (nextra) {
+		FILE *f = fopen(otmp, "w");
+		for (int i = 0; f && i < nextra; i++)
+			fprintf(f, "%s\n", extra[i]);
+		if (!f || fflush(f) || fsync(fileno(f)) || fclose(f) || rename(otmp, opath)) {
+			fprintf(stderr, "raftkv cluster: write %s: %s\n", opath, strerror(errno));
+			return RKV_EXIT_FAIL;
+		}
+	} else {
+		FILE *f = fopen(opath, "r");
+		while (f && nextra < 14 && fgets(kept[nextra], sizeof(kept[0]), f)) {
+			kept[nextra][strcspn(kept[nextra], "\n")] = 0;
+			extra[nextra] = kept[nextra];
+			nextra++;
+		}
+		if (f)
+			fclose(f);
 	}
 	unsigned started = 0;
 	for (unsigned i = 0; i < n; i++) {
