@@ -597,7 +597,7 @@ static int cmd_admin(const char *cluster, const char *sock, cmdline *cl)
 /* One stdin line of txn, "put K V" or "del K", appended to ops in canonical form. */
 static int txn_line(const cmdline *cl, char *line, unsigned long lineno, rkv_buf *ops)
 {
-	char *f[4];
+	char *f[4] = {NULL, NULL, NULL, NULL}; /* gcc -O3 cannot see nf guards f[2] */
 	int nf = 0;
 	for (char *p = line;;) { /* single-space separated: a field may be empty */
 		if (nf == 4)

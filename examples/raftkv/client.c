@@ -669,7 +669,7 @@ static int exchange(rkv_client *c, unsigned id, const char *req, size_t len, dou
 			if (rc != IO_TIMEOUT || kv_now() >= deadline)
 				break;
 			unsigned y = probe_leader(c, id);
-			if (y) {
+			if (y && moved) { /* (moved is NULL only without probe, never here) */
 				*moved = y;
 				snprintf(err, errlen, "no answer; n%u leads now", y);
 				rc = IO_MOVED;
