@@ -247,11 +247,6 @@ int rkv_split(char *line, char **f, int max)
 	}
 }
 
-static int parse_u64(const char *s, uint64_t *v)
-{
-	return kv_parse_u64(s, v);
-}
-
 static bool is_leader(rkv_node *n)
 {
 	return raft_state(&n->raft) == RAFT_LEADER;
@@ -372,7 +367,7 @@ static int parse_op(rkv_conn *c, char **f, int nf, int first, rkv_op *op, char *
 
 int rkv_parse_seq(rkv_conn *c, const char *s, uint64_t *seq)
 {
-	if (parse_u64(s, seq) || (c->client && *seq == 0)) {
+	if (kv_parse_u64(s, seq) || (c->client && *seq == 0)) {
 		rkv_reply(c, "ERR SEQ must be a decimal number >= 1");
 		return -1;
 	}
@@ -447,7 +442,7 @@ static void cmd_read(rkv_conn *c, char **f, int nf, bool linear)
 		if (dec(c, "key", f[1], &p->key, &p->klen))
 			goto drop;
 	} else {
-		if (nf != 4 || parse_u64(f[3], &p->limit) || p->limit > SCAN_LIMIT_MAX) {
+		if (nf != 4 || kv_parse_u64(f[3], &p->limit) || p->limit > SCAN_LIMIT_MAX) {
 			rkv_reply(c, "ERR usage: %s START END LIMIT (- for unbounded; LIMIT <= %u)", f[0],
 			      SCAN_LIMIT_MAX);
 			goto drop;
@@ -545,7 +540,7 @@ static void cmd_membership(rkv_conn *c, char **f, int nf)
 {
 	bool add = !strcmp(f[0], "add");
 	uint64_t id;
-	if (nf != (add ? 3 : 2) || parse_u64(f[1], &id) || id == 0 ||
+	if (nf != (add ? 3 : 2) || kv_parse_u64(f[1], &id) || id == 0 ||
 	    (add && strlen(f[2]) >= 64)) {
 		rkv_reply(c, "ERR usage: add ID ADDRESS | remove ID (ID >= 1)");
 		return;
@@ -587,7 +582,7 @@ static void transfer_cb(struct raft_transfer *req)
 static void cmd_transfer(rkv_conn *c, char **f, int nf)
 {
 	uint64_t id = 0;
-	if (nf > 2 || (nf == 2 && parse_u64(f[1], &id))) {
+	if (nf > 2 || (nf == 2 && kv_parse_u64(f[1], &id))) {
 		rkv_reply(c, "ERR usage: transfer [ID]");
 		return;
 	}

@@ -102,9 +102,8 @@ typedef struct store_handles {
 	uint64_t applied;
 } store_handles;
 
-static int read_applied(pbox_store *st, pbox_bt *meta, uint64_t *applied)
+static int read_applied(pbox_bt *meta, uint64_t *applied)
 {
-	(void)st;
 	uint8_t b[8];
 	size_t vlen = 0;
 	int rc = pbox_bt_lookup(meta, APPLIED_KEY, strlen(APPLIED_KEY), b, sizeof(b), &vlen);
@@ -152,7 +151,7 @@ static int open_at(const char *path, uint64_t budget, store_handles *h, char *er
 	}
 	if (!rc) {
 		what = "applied index";
-		rc = read_applied(h->st, h->meta, &h->applied);
+		rc = read_applied(h->meta, &h->applied);
 	}
 	if (rc) {
 		snprintf(err, errlen, "store %s: %s: %s", path, what, pbox_strerror(rc));

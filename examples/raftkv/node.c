@@ -38,8 +38,6 @@ static const char usage_text[] =
 	"  --snapshot-trailing N  entries kept in raft's log behind a snapshot (default 8192)\n"
 	"  --max-snapshot SIZE    refuse snapshots larger than this (default 1G)\n";
 
-static rkv_node *g_node; /* for the signal handlers' close path */
-
 static void walk_close(uv_handle_t *h, void *arg)
 {
 	(void)arg;
@@ -309,7 +307,6 @@ int rkv_cmd_node(int argc, char **argv)
 		fprintf(stderr, "raftkv node: %s\n", err);
 		return RKV_EXIT_FAIL;
 	}
-	g_node = n;
 	uv_signal_init(&n->loop, &n->sig_term);
 	uv_signal_init(&n->loop, &n->sig_int);
 	n->sig_term.data = n->sig_int.data = n;
