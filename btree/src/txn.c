@@ -10,8 +10,8 @@
  *      keeps checkpoints from moving the logical start past this commit's records;
  *   3. log: the write set as logical records, the last with the commit record in one group
  *      (txn_log.c) — durable on return with PBOX_BT_DURABLE: the commit point;
- *   4. install: per key, its before-value pushed as a version (invariant V), then the plain
- *      tree change (pbox__bt_change);
+ *   4. install (txn_install.c): per key, its before-value pushed as a version (invariant V)
+ *      and the plain tree change, a leaf's keys in one mtr;
  *   5. an end record (recovery need not install it again), locks released, ts done: the
  *      snapshot horizon moves and later snapshots see everything at once.
  * A failure in 4 or 5 leaves the outcome to recovery: the store is marked failed.
@@ -366,6 +366,7 @@ static int record(pbox_txn *t, pbox_bt *bt, const void *key, size_t klen, const 
 		memcpy(w->key, key, kl);
 		w->val = NULL;
 		w->vlen = 0;
+		w->k = NULL;
 		w->hnext = t->wtab[h & (t->wcap - 1)];
 		t->wtab[h & (t->wcap - 1)] = w;
 		w->next = NULL;
@@ -421,7 +422,8 @@ static void unlock_keys(pbox_txn *t, size_t n)
 	pthread_rwlock_wrlock(&m->vs);
 	size_t i = 0;
 	for (went *w = t->whead; w && i < n; w = w->next, i++) {
-		kent *k = pbox__vs_find(m, w->tree, w->key, w->klen, w->hash, false);
+		kent *k = w->k;
+		w->k = NULL;
 		if (k && k->lock == t) {
 			k->lock = NULL;
 			pbox__vs_maybe_drop(m, k);
@@ -451,39 +453,13 @@ static int lock_keys(pbox_txn *t)
 				break;
 			}
 			k->lock = t;
+			w->k = k;
 			done++;
 		}
 		pthread_rwlock_unlock(&m->vs);
 	}
 	if (r)
 		unlock_keys(t, done);
-	return r;
-}
-
-/* Step 4, one key: its before-value becomes a version, then the tree changes. */
-static int install_one(pbox_txn *t, uint64_t ts, went *w, unsigned char **buf, size_t *cap)
-{
-	txnmgr *m = t->m;
-	pbox_bt bt = { .st = t->st, .root = w->tree, .ps = m->ps };
-	size_t blen = 0;
-	int r = pbox__txn_current(&bt, w->key, w->klen, buf, cap, NULL, &blen);
-	if (r == PBOX_ECLOSED)
-		return 0; /* the tree was dropped meanwhile: nothing to install */
-	if (r && r != PBOX_ENOTFOUND)
-		return r;
-	bool absent = r == PBOX_ENOTFOUND;
-	if (absent && w->del)
-		return 0;
-	pthread_rwlock_wrlock(&m->vs);
-	kent *k = pbox__vs_find(m, w->tree, w->key, w->klen, w->hash, false);
-	r = k ? pbox__vs_push(m, k, ts, absent, *buf, blen) : PBOX_ECORRUPT;
-	pthread_rwlock_unlock(&m->vs);
-	if (r)
-		return r;
-	r = w->del ? pbox__bt_change(&bt, OP_REMOVE, w->key, w->klen, NULL, 0, 0)
-		   : pbox__bt_change(&bt, OP_UPSERT, w->key, w->klen, w->val, w->vlen, 0);
-	if (r == PBOX_ECLOSED || (r == PBOX_ENOTFOUND && w->del))
-		r = 0;
 	return r;
 }
 
@@ -527,11 +503,7 @@ int pbox_txn_commit(pbox_txn *t, unsigned flags)
 		txn_end(t, false);
 		return r;
 	}
-	unsigned char *buf = NULL;
-	size_t cap = 0;
-	for (went *w = t->whead; w && !r; w = w->next)
-		r = install_one(t, ts, w, &buf, &cap);
-	pbox_free(buf);
+	r = pbox__txn_install(t, ts);
 	if (!r)
 		r = pbox__txn_log_end(t->st, ts);
 	if (r) /* committed in the log, not installed: recovery completes it after a reopen */

@@ -10,6 +10,7 @@
  *   txn_read.c    reads in a snapshot: get, scan (merging the tree, the versions and the
  *                 transaction's own writes), cursors
  *   txn_log.c     the logical log records of a commit and their recovery
+ *   txn_install.c a commit's install into the trees, a leaf at a time
  *   txn_single.c  single-key changes outside transactions
  *
  * Timestamps. clock counts commits (transactions and, while transactions are open,
@@ -144,6 +145,7 @@ typedef struct went {
 	uint32_t klen, vlen;
 	bool del;
 	unsigned char *val;
+	kent *k;                   /* the key's entry while t holds its commit lock */
 	unsigned char key[];
 } went;
 
@@ -169,6 +171,10 @@ void pbox__txn_maybe_plain(txnmgr *m);
 uint64_t pbox__txn_horizon(txnmgr *m);
 /* The write set entry of t for key, or NULL. */
 went *pbox__txn_wfind(pbox_txn *t, pbox_pid tree, const void *key, uint32_t klen, uint64_t h);
+
+/* ---- txn_install.c --------------------------------------------------------------------- */
+/* Step 4 of a commit: install t's write set as commit ts (every key locked by t). */
+int pbox__txn_install(pbox_txn *t, uint64_t ts);
 
 /* ---- txn_vs.c ------------------------------------------------------------------------- */
 int pbox__vs_init(txnmgr *m);

@@ -16,9 +16,9 @@
  * read the trailer and every count and checksum agreed, so a damaged dump applies nothing.
  * Trees the dump names that do not exist are created when their section starts (creation
  * is not transactional) and dropped again if the load fails; a crash in the middle of a
- * load can therefore leave such a tree empty, never partly filled. There is no append path
- * in the btree (btree/README.md): the commit installs sorted keys through ordinary point
- * changes, whose splits already keep ascending fills dense.
+ * load can therefore leave such a tree empty, never partly filled. The commit installs the
+ * keys a leaf at a time in key order (btree/src/txn_install.c), and splits at a leaf's end
+ * keep ascending fills dense; there is no separate append path.
  *
  * Tree names on the command line are taken as given (like --tree), not %HH-decoded; in
  * messages they are printed %HH-encoded. Threading: the commands are single-threaded;

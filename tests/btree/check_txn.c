@@ -22,9 +22,7 @@
  *   versions     pbox_txn_get_stats: versions kept while an old snapshot is open under
  *                writes, none after it ends; the version cap retires old snapshots
  *                (PBOX_ESNAPSHOT)
- *   big          one transaction of 200,000 puts (1,000,000 with PBOX_STRESS_SCALE > 1 in
- *                release builds; 50,000 under sanitizers) with a pool smaller than its write
- *                set, readable after a reopen; the batch API without its old limits
+ * Big transactions and how a commit installs its write set: check_txn_install.c.
  */
 #define _GNU_SOURCE
 #include "btree_test_util.h"
@@ -1000,116 +998,6 @@ START_TEST(test_versions)
 }
 END_TEST
 
-/* ---- big ------------------------------------------------------------------------------ */
-
-static size_t big_key(char *k, uint32_t i)
-{
-	return (size_t)sprintf(k, "big%08u", i);
-}
-
-static void big_val(uint8_t *v, uint32_t i)
-{
-	for (unsigned j = 0; j < 100; j++)
-		v[j] = (uint8_t)(mix64(i) >> (8 * (j % 8))) ^ (uint8_t)j;
-}
-
-typedef struct big_chk {
-	uint32_t next;
-	bool bad;
-} big_chk;
-
-static int big_fn(const void *k, size_t kl, const void *v, size_t vl, void *arg)
-{
-	big_chk *c = arg;
-	char want[32];
-	uint8_t wv[100];
-	size_t wl = big_key(want, c->next);
-	big_val(wv, c->next);
-	if (!beq(k, kl, want, wl) || !beq(v, vl, wv, 100)) {
-		c->bad = true;
-		return SCAN_BAD;
-	}
-	c->next++;
-	return 0;
-}
-
-START_TEST(test_big_txn)
-{
-	uint32_t n = TXN_SANITIZED ? 50000 : pbox_test_scale() > 1 ? 1000000 : 200000;
-	uint64_t budget = TXN_SANITIZED ? (2u << 20) : (8u << 20);
-	env e;
-	env_init(&e, 4096, budget / 4096);
-	pbox_bt *bt = bt_create(e.st, "big");
-	pbox_txn *t;
-	CK_RC(pbox_txn_begin(e.st, 0, &t), 0);
-	char k[32];
-	uint8_t v[100];
-	uint32_t p = 7919; /* a permutation of 0..n-1: the puts arrive in random order */
-	while (n % p == 0)
-		p += 2;
-	for (uint32_t j = 0; j < n; j++) {
-		uint32_t i = (uint32_t)(((uint64_t)j * p) % n);
-		big_val(v, i);
-		CK_RC(pbox_txn_put(t, bt, k, big_key(k, i), v, sizeof(v)), 0);
-	}
-	REQ_EQ(pbox_txn_count(t), n);
-	REQ_GT(pbox_txn_bytes(t), (uint64_t)n * 100);
-	REQ_GT(pbox_txn_bytes(t), budget); /* the write set does not fit in the pool */
-	fprintf(stderr, "big transaction: %u puts, %zu bytes of write set, pool %llu bytes\n", n,
-		pbox_txn_bytes(t), (unsigned long long)budget);
-	CK_RC(pbox_txn_commit(t, PBOX_BT_DURABLE), 0);
-	pbox_bt_close(bt);
-	env_reopen(&e);
-	bt = bt_open(e.st, "big");
-	big_chk c = { 0 };
-	CK_RC(pbox_bt_scan(bt, NULL, 0, NULL, 0, big_fn, &c), 0);
-	REQ(!c.bad && c.next == n, "after a reopen: %u keys in order before a difference (of %u)",
-	    c.next, n);
-	REQ_EQ(bt_verify(bt).keys, n);
-	/* and through a snapshot */
-	CK_RC(pbox_txn_begin(e.st, PBOX_TXN_READONLY, &t), 0);
-	c.next = 0;
-	CK_RC(pbox_txn_scan(t, bt, NULL, 0, NULL, 0, 0, big_fn, &c), 0);
-	REQ(!c.bad && c.next == n, "snapshot scan: %u keys of %u", c.next, n);
-	pbox_txn_abort(t);
-	pbox_bt_close(bt);
-	env_fini(&e);
-}
-END_TEST
-
-START_TEST(test_batch_unlimited)
-{
-	env e;
-	env_init(&e, 4096, 1024); /* a 4 MiB pool, 10 MB of values */
-	pbox_bt *bt = bt_create(e.st, "t");
-	pbox_bt_batch *b;
-	CK_RC(pbox_bt_batch_create(&b), 0);
-	pbox_rng r;
-	pbox_rng_seed(&r, pbox_test_seed());
-	static uint64_t keys[5000];
-	static uint8_t v[2000];
-	for (unsigned i = 0; i < 5000; i++) {
-		keys[i] = pbox_rng_next(&r) | 1; /* distinct with near certainty; checked below */
-		memset(v, (int)(keys[i] & 0xff), sizeof(v));
-		CK_RC(pbox_bt_batch_put(b, bt, &keys[i], 8, v, sizeof(v)), 0);
-	}
-	REQ_EQ(pbox_bt_batch_count(b), 5000);
-	CK_RC(pbox_bt_batch_commit(b, PBOX_BT_DURABLE), 0);
-	for (unsigned i = 0; i < 5000; i++) {
-		size_t vl;
-		CK_RC(pbox_bt_lookup(bt, &keys[i], 8, vbuf, VBUF, &vl), 0);
-		REQ(vl == sizeof(v) && vbuf[0] == (uint8_t)(keys[i] & 0xff) &&
-			    vbuf[sizeof(v) - 1] == (uint8_t)(keys[i] & 0xff),
-		    "batch key %u: wrong value", i);
-	}
-	uint64_t nk = bt_verify(bt).keys;
-	REQ(nk <= 5000 && nk >= 4990, "%llu keys after the batch", (unsigned long long)nk);
-	pbox_bt_batch_destroy(b);
-	pbox_bt_close(bt);
-	env_fini(&e);
-}
-END_TEST
-
 int main(void)
 {
 	Suite *s = suite_create("txn");
@@ -1123,11 +1011,6 @@ int main(void)
 	tcase_add_test(tc, test_api);
 	tcase_add_test(tc, test_two_trees);
 	tcase_add_test(tc, test_versions);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("big");
-	tcase_set_timeout(tc, 900);
-	tcase_add_test(tc, test_big_txn);
-	tcase_add_test(tc, test_batch_unlimited);
 	suite_add_tcase(s, tc);
 	return pbox_test_run(s);
 }
