@@ -216,26 +216,13 @@ int pbox_txn_begin(pbox_store *st, unsigned flags, pbox_txn **out)
 	return 0;
 }
 
-static void wclear(pbox_txn *t)
-{
-	for (went *w = t->whead, *n; w; w = n) {
-		n = w->next;
-		pbox_free(w->val);
-		pbox_free(w);
-	}
-	pbox_free(t->wtab);
-	t->wtab = NULL;
-	t->whead = t->wtail = NULL;
-	t->wn = t->wcap = t->bytes = 0;
-}
-
 /* Remove t from the open transactions and free it; the last one out switches back to the
  * plain path once nothing is in flight (then no version can be needed). */
 static void txn_end(pbox_txn *t, bool committed)
 {
 	txnmgr *m = t->m;
 	pbox__txn_cursors_detach(t);
-	wclear(t);
+	pbox__txn_wclear(t);
 	pthread_mutex_lock(&m->mu);
 	if (t->prev)
 		t->prev->next = t->next;
@@ -262,32 +249,6 @@ void pbox_txn_abort(pbox_txn *t)
 }
 
 /* ---- the write set ------------------------------------------------------------------------- */
-
-went *pbox__txn_wfind(pbox_txn *t, pbox_pid tree, const void *key, uint32_t klen, uint64_t h)
-{
-	if (!t->wcap)
-		return NULL;
-	for (went *w = t->wtab[h & (t->wcap - 1)]; w; w = w->hnext)
-		if (w->hash == h && w->tree == tree && w->klen == klen && !memcmp(w->key, key, klen))
-			return w;
-	return NULL;
-}
-
-static int wgrow(pbox_txn *t)
-{
-	size_t nc = t->wcap ? 2 * t->wcap : 64;
-	went **tab = pbox_calloc(nc, sizeof(*tab));
-	if (!tab)
-		return -ENOMEM;
-	for (went *w = t->whead; w; w = w->next) {
-		w->hnext = tab[w->hash & (nc - 1)];
-		tab[w->hash & (nc - 1)] = w;
-	}
-	pbox_free(t->wtab);
-	t->wtab = tab;
-	t->wcap = nc;
-	return 0;
-}
 
 size_t pbox_txn_count(const pbox_txn *t)
 {
@@ -346,45 +307,9 @@ static int record(pbox_txn *t, pbox_bt *bt, const void *key, size_t klen, const 
 	}
 	if (!w && early_conflict(t, bt->root, key, kl, h))
 		return doom(t);
-	unsigned char *nv = NULL;
-	if (!del && vlen && !(nv = pbox_malloc(vlen)))
-		return -ENOMEM;
-	if (nv)
-		memcpy(nv, val, vlen);
-	if (!w) {
-		if (t->wn >= t->wcap && (r = wgrow(t))) {
-			pbox_free(nv);
-			return r;
-		}
-		if (!(w = pbox_malloc(sizeof(*w) + kl))) {
-			pbox_free(nv);
-			return -ENOMEM;
-		}
-		w->hash = h;
-		w->tree = bt->root;
-		w->klen = kl;
-		memcpy(w->key, key, kl);
-		w->val = NULL;
-		w->vlen = 0;
-		w->k = NULL;
-		w->hnext = t->wtab[h & (t->wcap - 1)];
-		t->wtab[h & (t->wcap - 1)] = w;
-		w->next = NULL;
-		if (t->wtail)
-			t->wtail->next = w;
-		else
-			t->whead = w;
-		t->wtail = w;
-		t->wn++;
-		t->bytes += sizeof(*w) + kl;
-	}
-	t->bytes -= w->vlen;
-	pbox_free(w->val);
-	w->val = nv;
-	w->vlen = del ? 0 : (uint32_t)vlen;
-	w->del = del;
-	t->bytes += w->vlen;
-	return 0;
+	if (!w)
+		return pbox__txn_wadd(t, bt->root, key, kl, h, val, vlen, del);
+	return pbox__txn_wset_value(t, w, val, vlen, del);
 }
 
 int pbox_txn_put(pbox_txn *t, pbox_bt *bt, const void *key, size_t klen, const void *val,

@@ -3,7 +3,7 @@
  * a leaf at a time.
  *
  * The write set is installed in (tree, key) order — sorted here unless it already is (a load
- * of sorted input, or keys put in order) — so that the entries falling into one leaf are
+ * of sorted input, or keys put in order: txn_wset.c keeps track) — so that the entries falling into one leaf are
  * consecutive. They are applied in ONE mini-transaction holding that leaf exclusively: one
  * descent, one latch, one vs hold and one log group per leaf, where a key at a time costs a
  * lookup descent, a change descent, two vs holds and a log group per key. Per entry, under
@@ -18,9 +18,10 @@
  *
  * What a leaf group cannot do, the key-at-a-time path (install_one) does: a value on
  * overflow pages (a new long value needs its chain written before the leaf changes, an old
- * one is read from its chain and freed after), a change that does not fit (it splits), a
- * dropped tree. A group stops at the first such entry, at the leaf's upper fence and at a
- * change of tree. A remove that leaves the leaf underfull is merged after the group commits,
+ * one is read from its chain and freed after), a dropped tree. A group stops at the first
+ * such entry, at the leaf's upper fence, at a change of tree, and at a change that does not
+ * fit — then the leaf is split by a structure pass (smo.c, as point.c does) and the next
+ * group starts with that entry. A remove that leaves the leaf underfull is merged after the group commits,
  * as point.c merges after a single remove.
  *
  * Lock order: the leaf latch, then vs (nobody waits for a page while holding vs). The keys'
@@ -74,16 +75,18 @@ static int went_cmp(const void *a, const void *b)
 
 /*
  * Apply v[0], v[1], ... to the leaf holding v[0]'s key while they fall into it. *used = the
- * entries done (installed, or nothing to install); 0 with *used == 0 means v[0] needs the
- * key-at-a-time path. old: a scratch buffer of a page.
+ * entries done (installed, or nothing to install). An entry that does not fit ends the
+ * group, and the leaf is split before returning (the next call finds room). 0 with *used ==
+ * 0 and no split means v[0] needs the key-at-a-time path. old: a scratch buffer of a page.
  */
 static int install_leaf(pbox_txn *t, uint64_t ts, went **v, size_t n, unsigned char *old,
-			size_t *used)
+			size_t *used, bool *split)
 {
 	txnmgr *m = t->m;
 	const pbox_pid tree = v[0]->tree;
 	pbox_bt bt = { .st = t->st, .root = tree, .ps = m->ps };
 	*used = 0;
+	*split = false;
 	if (!v[0]->del && v[0]->vlen > pbox__bt_inline_max(&bt, v[0]->klen))
 		return 0;
 	for (;;) {
@@ -107,7 +110,8 @@ static int install_leaf(pbox_txn *t, uint64_t ts, went **v, size_t n, unsigned c
 		}
 		size_t i = 0;
 		bool changed = false;
-		const went *last_rm = NULL;
+		const went *last_rm = NULL, *full = NULL;
+		uint32_t need = 0;
 		pthread_rwlock_wrlock(&m->vs);
 		for (; i < n && !r; i++) {
 			went *w = v[i];
@@ -150,7 +154,9 @@ static int install_leaf(pbox_txn *t, uint64_t ts, went **v, size_t n, unsigned c
 				unsigned f = exact ? PBOX_BT_INSERT_REPLACE : 0;
 				r = pbox__bt_node_insert(page, bt.ps, w->key, w->klen, w->val, w->vlen,
 							 f);
-				if (r == PBOX_ENOSPC) { /* unchanged: the slow path splits */
+				if (r == PBOX_ENOSPC) { /* unchanged: split, then go on */
+					need = pbox__bt_node_entry_space(page, w->klen, w->vlen);
+					full = w;
 					r = 0;
 					break;
 				}
@@ -180,6 +186,10 @@ static int install_leaf(pbox_txn *t, uint64_t ts, went **v, size_t n, unsigned c
 		*used = i;
 		if (underfull) /* an optimisation, as after a single remove */
 			(void)pbox__bt_merge_pass(&bt, last_rm->key, last_rm->klen);
+		if (full) { /* as point.c: a structure pass makes room for it */
+			*split = true;
+			return pbox__bt_split_pass(&bt, full->key, full->klen, need);
+		}
 		return 0;
 	}
 }
@@ -189,34 +199,28 @@ int pbox__txn_install(pbox_txn *t, uint64_t ts)
 	unsigned char *buf = NULL;
 	size_t cap = 0;
 	int r = 0;
-	went **v = pbox_malloc(t->wn * sizeof(*v));
-	unsigned char *old = v ? pbox_malloc(t->m->ps) : NULL;
-	if (!old) { /* no memory to sort: a key at a time, in the write set's order */
-		pbox_free(v);
+	unsigned char *old = pbox_malloc(t->m->ps);
+	if (!old) { /* no scratch page: a key at a time, in the write set's order */
 		for (went *w = t->whead; w && !r; w = w->next)
 			r = install_one(t, ts, w, &buf, &cap);
 		pbox_free(buf);
 		return r;
 	}
-	size_t n = 0;
-	bool sorted = true;
-	for (went *w = t->whead; w; w = w->next) {
-		v[n] = w;
-		if (n && sorted && went_cmp(&v[n - 1], &v[n]) > 0)
-			sorted = false;
-		n++;
-	}
-	if (!sorted)
+	/* in (tree, key) order; the write set ends with its transaction, so its own order
+	 * (wvec) may be sorted in place */
+	went **v = t->wvec;
+	size_t n = t->wn;
+	if (t->wunsorted)
 		qsort(v, n, sizeof(*v), went_cmp);
 	for (size_t i = 0; i < n && !r;) {
 		size_t used;
-		r = install_leaf(t, ts, v + i, n - i, old, &used);
-		if (!r && !used)
+		bool split;
+		r = install_leaf(t, ts, v + i, n - i, old, &used, &split);
+		if (!r && !used && !split)
 			r = install_one(t, ts, v[i], &buf, &cap), used = 1;
 		i += used;
 	}
 	pbox_free(buf);
 	pbox_free(old);
-	pbox_free(v);
 	return r;
 }

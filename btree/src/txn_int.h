@@ -11,6 +11,7 @@
  *                 transaction's own writes), cursors
  *   txn_log.c     the logical log records of a commit and their recovery
  *   txn_install.c a commit's install into the trees, a leaf at a time
+ *   txn_wset.c    a transaction's write set: entries, index, memory
  *   txn_single.c  single-key changes outside transactions
  *
  * Timestamps. clock counts commits (transactions and, while transactions are open,
@@ -66,7 +67,6 @@ typedef struct ver {
 
 /* a key with versions or a commit lock (in mgr->tab) */
 typedef struct kent {
-	struct kent *hnext;
 	uint64_t hash;
 	pbox_pid tree;
 	uint32_t klen;
@@ -74,6 +74,11 @@ typedef struct kent {
 	const void *lock; /* the committing transaction (or single change) holding it */
 	unsigned char key[];
 } kent;
+
+typedef struct kslot {
+	uint64_t hash;
+	kent *k; /* NULL: empty */
+} kslot;
 
 typedef struct commit_slot {
 	uint64_t ts;
@@ -109,8 +114,9 @@ typedef struct txnmgr {
 	fast_stripe fast[FAST_STRIPES];
 	/* vs: the key table, every version, every lock */
 	pthread_rwlock_t vs;
-	kent **tab;
+	struct kslot *tab;         /* nbuckets slots, a power of two (txn_vs.c) */
 	size_t nbuckets, nkeys;
+	unsigned kshift;
 	ver *ghead, *gtail;
 	uint64_t pushes;
 	_Atomic uint64_t nversions, vbytes, push_seq;
@@ -131,23 +137,45 @@ struct pbox_txn {
 	bool doomed;
 	_Atomic bool retired;
 	pbox_txn *prev, *next;     /* mgr->active */
-	/* the write set: a hash table of went, and a list in insertion order */
-	struct went **wtab;
-	size_t wcap, wn, bytes;
+	/* the write set (txn_wset.c): an index of went, and a list in insertion order */
+	struct wslot *wtab;        /* the index (NULL until a lookup needs it) */
+	struct went **wvec;        /* the entries in insertion order */
+	size_t wcap, wvcap, wn, bytes, nheap;
+	unsigned wshift;
+	bool wunsorted;            /* the entries stopped ascending in (tree, key) order */
+	struct wchunk *chunks;
 	struct went *whead, *wtail;
 	struct txn_cur *cursors;   /* open on this transaction (txn_read.c) */
 };
 
 typedef struct went {
-	struct went *hnext, *next;
+	struct went *next;         /* insertion order */
 	uint64_t hash;
 	pbox_pid tree;
 	uint32_t klen, vlen;
-	bool del;
+	uint32_t icap;             /* value bytes stored after the key (txn_wset.c) */
+	bool del, vheap;           /* vheap: val is a heap block of its own */
 	unsigned char *val;
 	kent *k;                   /* the key's entry while t holds its commit lock */
 	unsigned char key[];
 } went;
+
+typedef struct wslot {
+	uint64_t hash;
+	went *w; /* NULL: empty */
+} wslot;
+
+/* ---- txn_wset.c (the write set) --------------------------------------------------------- */
+/* The entry of key, or NULL. */
+went *pbox__txn_wfind(pbox_txn *t, pbox_pid tree, const void *key, uint32_t klen, uint64_t h);
+/* A new entry for key (not in the set yet): a put of val, or a delete. 0 or -ENOMEM
+ * (nothing added). */
+int pbox__txn_wadd(pbox_txn *t, pbox_pid tree, const void *key, uint32_t klen, uint64_t h,
+		   const void *val, size_t vlen, bool del);
+/* Set w's value (copied) or make it a delete. 0 or -ENOMEM (w unchanged). */
+int pbox__txn_wset_value(pbox_txn *t, went *w, const void *val, size_t vlen, bool del);
+/* Free every entry and the index. */
+void pbox__txn_wclear(pbox_txn *t);
 
 /* ---- txn.c ---------------------------------------------------------------------------- */
 /* The manager of st (created on first use); NULL on -ENOMEM. */
@@ -169,8 +197,6 @@ void pbox__txn_ts_done(txnmgr *m, uint64_t ts);
 void pbox__txn_maybe_plain(txnmgr *m);
 /* Oldest open snapshot (mu held), or visible when none. */
 uint64_t pbox__txn_horizon(txnmgr *m);
-/* The write set entry of t for key, or NULL. */
-went *pbox__txn_wfind(pbox_txn *t, pbox_pid tree, const void *key, uint32_t klen, uint64_t h);
 
 /* ---- txn_install.c --------------------------------------------------------------------- */
 /* Step 4 of a commit: install t's write set as commit ts (every key locked by t). */

@@ -233,8 +233,8 @@ static int v_refresh(view_scan *s, bool all)
 	pthread_rwlock_rdlock(&m->vs);
 	if (all) {
 		for (size_t b = 0; b < m->nbuckets && !r; b++)
-			for (kent *k = m->tab[b]; k && !r; k = k->hnext)
-				r = v_add(s, k, SIZE_MAX);
+			if (m->tab[b].k)
+				r = v_add(s, m->tab[b].k, SIZE_MAX);
 	} else {
 		for (ver *x = m->gtail; x && x->seq > s->vseq && !r; x = x->gprev)
 			r = v_add(s, x->k, before);

@@ -1,6 +1,7 @@
 /*
  * txn_vs.c — the version store: one entry (kent) per key that has old versions or a commit
- * lock, in a hash table; each entry's versions newest first; every version also on one list
+ * lock, in a hash table (open addressing over (hash, entry) slots, linear probing, at most
+ * half full, shrunk again once a big commit's keys are gone); each entry's versions newest first; every version also on one list
  * in push order (ghead .. gtail), which garbage collection walks from the oldest and scans
  * walk from the newest (what was pushed since they last looked).
  *
@@ -18,12 +19,46 @@
 #include <stdint.h>
 #include <string.h>
 
+#define KTAB_MIN 1024u
+#define GOLDEN 0x9e3779b97f4a7c15ull
+
+static size_t kslot_of(const txnmgr *m, uint64_t h)
+{
+	return (size_t)((h * GOLDEN) >> m->kshift);
+}
+
+/* A table of n slots (a power of two) holding every entry of the current one. */
+static int rebuild(txnmgr *m, size_t n)
+{
+	kslot *t = pbox_calloc(n, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	unsigned bits = 0;
+	while (((size_t)1 << bits) < n)
+		bits++;
+	kslot *old = m->tab;
+	size_t on = m->nbuckets;
+	m->tab = t;
+	m->nbuckets = n;
+	m->kshift = 64 - bits;
+	for (size_t i = 0; i < on; i++) {
+		if (!old[i].k)
+			continue;
+		size_t j = kslot_of(m, old[i].hash);
+		while (t[j].k)
+			j = (j + 1) & (n - 1);
+		t[j] = old[i];
+	}
+	pbox_free(old);
+	return 0;
+}
+
 int pbox__vs_init(txnmgr *m)
 {
-	m->nbuckets = 1024;
 	atomic_store(&m->ghead_ts, UINT64_MAX);
-	m->tab = pbox_calloc(m->nbuckets, sizeof(*m->tab));
-	if (!m->tab)
+	m->tab = NULL;
+	m->nbuckets = 0;
+	if (rebuild(m, KTAB_MIN))
 		return -ENOMEM;
 	return pthread_rwlock_init(&m->vs, NULL) ? -ENOMEM : 0;
 }
@@ -42,43 +77,31 @@ void pbox__vs_fini(txnmgr *m)
 		n = v->gnext;
 		free_ver(m, v);
 	}
-	for (size_t b = 0; b < m->nbuckets; b++)
-		for (kent *k = m->tab ? m->tab[b] : NULL, *n; k; k = n) {
-			n = k->hnext;
-			pbox_free(k);
-		}
+	for (size_t b = 0; m->tab && b < m->nbuckets; b++)
+		pbox_free(m->tab[b].k);
 	pbox_free(m->tab);
 	pthread_rwlock_destroy(&m->vs);
-}
-
-static void grow(txnmgr *m)
-{
-	size_t nb = m->nbuckets * 2;
-	kent **t = pbox_calloc(nb, sizeof(*t));
-	if (!t)
-		return; /* keep the old table: longer chains, still correct */
-	for (size_t b = 0; b < m->nbuckets; b++)
-		for (kent *k = m->tab[b], *n; k; k = n) {
-			n = k->hnext;
-			k->hnext = t[k->hash & (nb - 1)];
-			t[k->hash & (nb - 1)] = k;
-		}
-	pbox_free(m->tab);
-	m->tab = t;
-	m->nbuckets = nb;
 }
 
 kent *pbox__vs_find(txnmgr *m, pbox_pid tree, const void *key, uint32_t klen, uint64_t h,
 		    bool create)
 {
-	for (kent *k = m->tab[h & (m->nbuckets - 1)]; k; k = k->hnext)
-		if (k->hash == h && k->tree == tree && k->klen == klen &&
+	size_t mask = m->nbuckets - 1, i = kslot_of(m, h);
+	for (; m->tab[i].k; i = (i + 1) & mask) {
+		kent *k = m->tab[i].k;
+		if (m->tab[i].hash == h && k->tree == tree && k->klen == klen &&
 		    !memcmp(k->key, key, klen))
 			return k;
+	}
 	if (!create)
 		return NULL;
-	if (m->nkeys >= 2 * m->nbuckets)
-		grow(m);
+	if (2 * (m->nkeys + 1) > m->nbuckets) {
+		if (rebuild(m, 2 * m->nbuckets))
+			return NULL;
+		mask = m->nbuckets - 1;
+		for (i = kslot_of(m, h); m->tab[i].k; i = (i + 1) & mask)
+			;
+	}
 	kent *k = pbox_malloc(sizeof(*k) + klen);
 	if (!k)
 		return NULL;
@@ -88,22 +111,44 @@ kent *pbox__vs_find(txnmgr *m, pbox_pid tree, const void *key, uint32_t klen, ui
 	k->newest = NULL;
 	k->lock = NULL;
 	memcpy(k->key, key, klen);
-	k->hnext = m->tab[h & (m->nbuckets - 1)];
-	m->tab[h & (m->nbuckets - 1)] = k;
+	m->tab[i].hash = h;
+	m->tab[i].k = k;
 	m->nkeys++;
 	return k;
 }
 
+/* Linear probing's deletion: later entries of the run that may live in the freed slot move
+ * back into it, so every lookup still finds its key before an empty slot. */
 void pbox__vs_maybe_drop(txnmgr *m, kent *k)
 {
 	if (k->newest || k->lock)
 		return;
-	kent **pp = &m->tab[k->hash & (m->nbuckets - 1)];
-	while (*pp != k)
-		pp = &(*pp)->hnext;
-	*pp = k->hnext;
+	size_t mask = m->nbuckets - 1, i = kslot_of(m, k->hash);
+	while (m->tab[i].k != k)
+		i = (i + 1) & mask;
+	for (size_t j = (i + 1) & mask; m->tab[j].k; j = (j + 1) & mask) {
+		size_t home = kslot_of(m, m->tab[j].hash);
+		/* the entry at j stays unless its home is outside (i, j] (cyclically) */
+		bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+		if (!stays) {
+			m->tab[i] = m->tab[j];
+			i = j;
+		}
+	}
+	m->tab[i].k = NULL;
 	m->nkeys--;
 	pbox_free(k);
+}
+
+/* Give back the memory of a table a big commit grew, once its keys are gone (vs held). */
+static void maybe_shrink(txnmgr *m)
+{
+	if (m->nbuckets <= KTAB_MIN || 16 * m->nkeys >= m->nbuckets)
+		return;
+	size_t n = KTAB_MIN;
+	while (n < 4 * m->nkeys)
+		n *= 2;
+	(void)rebuild(m, n); /* no memory: keep the bigger one */
 }
 
 int pbox__vs_push(txnmgr *m, kent *k, uint64_t ts, bool absent, const void *before, size_t blen)
@@ -163,6 +208,7 @@ void pbox__vs_collect(txnmgr *m, uint64_t horizon)
 		free_ver(m, v);
 		pbox__vs_maybe_drop(m, k);
 	}
+	maybe_shrink(m);
 	atomic_store_explicit(&m->ghead_ts, m->ghead ? m->ghead->ts : UINT64_MAX,
 			      memory_order_relaxed);
 	pthread_rwlock_unlock(&m->vs);

@@ -12,6 +12,10 @@
  *                again after a reopen; a second transaction whose puts arrive sorted
  *   dropped      a tree dropped between the puts and the commit: the commit succeeds, the
  *                other tree gets its keys
+ *   write set    keys put ascending, then below the last (found and replaced), then a new
+ *                smaller one; values grown beyond their entry and over 16 KiB (heap
+ *                blocks), deletes: one entry per key, its last value, in the view and after
+ *                the commit
  *   readers      a writer commits generations of 3,000 keys (random order each time, a
  *                third deleted and re-put in turn) while readers scan and get in snapshots:
  *                every snapshot sees one generation, never a mix, and generations only grow
@@ -51,6 +55,7 @@ static uint8_t vbuf[VBUF];
 #define SHORT 40u
 #define LONG 2600u  /* over the inline maximum at 4 KiB pages: an overflow chain */
 #define GROWN 900u  /* inline, but big enough that replacements split leaves */
+#define VMAXB 32768u /* the longest value the tests write */
 
 /* What the oracle holds per key: present, the value's length and tag (bytes follow). */
 typedef struct mstate {
@@ -92,7 +97,7 @@ static int mchk_fn(const void *k, size_t kl, const void *v, size_t vl, void *arg
 			return SCAN_BAD;
 		}
 	const mstate *s = &c->want[i];
-	static uint8_t w[LONG];
+	static uint8_t w[VMAXB];
 	if (!s->present || vl != s->len) {
 		snprintf(c->msg, sizeof(c->msg), "key %u: present %d, length %zu, want %u", i,
 			 s->present, vl, s->len);
@@ -127,7 +132,7 @@ static void mcheck(pbox_txn *t, pbox_bt *bt, const mstate *want, const char *wha
 			REQ(r == PBOX_ENOTFOUND, "%s: get of deleted key %u: %d", what, i, r);
 			continue;
 		}
-		static uint8_t w[LONG];
+		static uint8_t w[VMAXB];
 		mval(w, i, want[i].tag, want[i].len);
 		REQ(r == 0 && vl == want[i].len && !memcmp(vbuf, w, vl),
 		    "%s: get of key %u: %d, length %zu (want %u)", what, i, r, vl, want[i].len);
@@ -137,7 +142,7 @@ static void mcheck(pbox_txn *t, pbox_bt *bt, const mstate *want, const char *wha
 static void mput(pbox_txn *t, pbox_bt *bt, mstate *s, uint32_t i, uint32_t tag, uint32_t len)
 {
 	char k[16];
-	static uint8_t v[LONG];
+	static uint8_t v[VMAXB];
 	mval(v, i, tag, len);
 	size_t kl = mkey(k, i);
 	if (t)
@@ -250,6 +255,51 @@ START_TEST(test_dropped)
 	REQ(pbox_bt_open(e.st, "b", &b) == PBOX_ENOTFOUND, "the dropped tree is back");
 	bt_verify(a);
 	pbox_bt_close(a);
+	env_fini(&e);
+}
+END_TEST
+
+/* ---- the write set ----------------------------------------------------------------------- */
+
+/* Puts that ascend, then a put and a get below the last key (the index is built then), a
+ * put of a smaller new key (no longer ascending), replacements that grow a value beyond its
+ * entry (a heap block), a value over 16 KiB, and deletes — the write set must hold each key
+ * once with its last value, in every view and after the commit. */
+START_TEST(test_wset)
+{
+	env e;
+	env_init(&e, 4096, 256);
+	pbox_bt *a = bt_create(e.st, "a"), *b = bt_create(e.st, "b");
+	static mstate sa[MN], sb[MN];
+	memset(sa, 0, sizeof(sa));
+	memset(sb, 0, sizeof(sb));
+	pbox_txn *t;
+	CK_RC(pbox_txn_begin(e.st, 0, &t), 0);
+	for (uint32_t i = 100; i < 1100; i++)
+		mput(t, a, sa, i, 1, SHORT); /* ascending: no index */
+	REQ_EQ(pbox_txn_count(t), 1000);
+	mput(t, a, sa, 500, 2, SHORT);        /* below the last: found, replaced */
+	REQ_EQ(pbox_txn_count(t), 1000);
+	mput(t, a, sa, 1099, 3, GROWN);       /* the last one, grown: a heap value */
+	mput(t, a, sa, 1099, 4, SHORT);       /* and back to a short one */
+	mput(t, a, sa, 50, 1, SHORT);         /* a new key below: not ascending any more */
+	mput(t, b, sb, 7, 1, 20000);          /* a value over the entry limit: heap at once */
+	mput(t, b, sb, 7, 2, 30);
+	mput(t, b, sb, 8, 1, 20000);
+	mdel(t, a, sa, 700);
+	mdel(t, a, sa, 100);
+	REQ_EQ(pbox_txn_count(t), 1003);
+	for (uint32_t i = 1100; i < 3000; i += 3)
+		mput(t, a, sa, i, 5, i % 2 ? SHORT : GROWN);
+	mcheck(t, a, sa, "tree a in the transaction's view");
+	mcheck(t, b, sb, "tree b in the transaction's view");
+	CK_RC(pbox_txn_commit(t, 0), 0);
+	mcheck(NULL, a, sa, "tree a after the commit");
+	mcheck(NULL, b, sb, "tree b after the commit");
+	bt_verify(a);
+	bt_verify(b);
+	pbox_bt_close(a);
+	pbox_bt_close(b);
 	env_fini(&e);
 }
 END_TEST
@@ -517,6 +567,7 @@ int main(void)
 	tcase_set_timeout(tc, 900);
 	tcase_add_test(tc, test_mixed);
 	tcase_add_test(tc, test_dropped);
+	tcase_add_test(tc, test_wset);
 	tcase_add_test(tc, test_readers);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("big");
