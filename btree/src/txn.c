@@ -344,17 +344,21 @@ int pbox__txn_current(pbox_bt *bt, const void *key, uint32_t klen, unsigned char
 static void unlock_keys(pbox_txn *t, size_t n)
 {
 	txnmgr *m = t->m;
-	pthread_rwlock_wrlock(&m->vs);
-	size_t i = 0;
-	for (went *w = t->whead; w && i < n; w = w->next, i++) {
-		kent *k = w->k;
-		w->k = NULL;
-		if (k && k->lock == t) {
-			k->lock = NULL;
-			pbox__vs_maybe_drop(m, k);
+	if (n > t->wn)
+		n = t->wn;
+	for (size_t i = 0; i < n;) { /* in chunks, like the locking: short holds of vs */
+		pthread_rwlock_wrlock(&m->vs);
+		for (unsigned c = 0; i < n && c < LOCK_CHUNK; c++, i++) {
+			went *w = t->wvec[i];
+			kent *k = w->k;
+			w->k = NULL;
+			if (k && k->lock == t) {
+				k->lock = NULL;
+				pbox__vs_maybe_drop(m, k);
+			}
 		}
+		pthread_rwlock_unlock(&m->vs);
 	}
-	pthread_rwlock_unlock(&m->vs);
 }
 
 /* Step 1: lock every key, no waiting. 0, PBOX_ECONFLICT (nothing held) or -ENOMEM. */
@@ -363,10 +367,11 @@ static int lock_keys(pbox_txn *t)
 	txnmgr *m = t->m;
 	size_t done = 0;
 	int r = 0;
-	went *w = t->whead;
-	while (w && !r) {
+	size_t i = 0;
+	while (i < t->wn && !r) {
 		pthread_rwlock_wrlock(&m->vs);
-		for (unsigned c = 0; w && c < LOCK_CHUNK; c++, w = w->next) {
+		for (unsigned c = 0; i < t->wn && c < LOCK_CHUNK; c++, i++) {
+			went *w = t->wvec[i];
 			kent *k = pbox__vs_find(m, w->tree, w->key, w->klen, w->hash, true);
 			if (!k) {
 				r = -ENOMEM;
@@ -408,6 +413,7 @@ int pbox_txn_commit(pbox_txn *t, unsigned flags)
 		txn_end(t, r == 0);
 		return r;
 	}
+	pbox__txn_wset_sort(t); /* lock, log and install in key order */
 	if ((r = lock_keys(t))) {
 		if (r == PBOX_ECONFLICT)
 			(void)doom(t);

@@ -2,8 +2,8 @@
  * txn_install.c — step 4 of a commit (txn.c): the logged write set installed into the trees,
  * a leaf at a time.
  *
- * The write set is installed in (tree, key) order — sorted here unless it already is (a load
- * of sorted input, or keys put in order: txn_wset.c keeps track) — so that the entries falling into one leaf are
+ * The write set is installed in (tree, key) order — the commit sorts it first unless it
+ * already is (a load of sorted input, or keys put in order: txn_wset.c keeps track) — so that the entries falling into one leaf are
  * consecutive. They are applied in ONE mini-transaction holding that leaf exclusively: one
  * descent, one latch, one vs hold and one log group per leaf, where a key at a time costs a
  * lookup descent, a change descent, two vs holds and a log group per key. Per entry, under
@@ -36,7 +36,6 @@
 #include <pbox/alloc.h>
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* One key at a time: its before-value becomes a version, then the tree changes. */
@@ -63,14 +62,6 @@ static int install_one(pbox_txn *t, uint64_t ts, went *w, unsigned char **buf, s
 	if (r == PBOX_ECLOSED || (r == PBOX_ENOTFOUND && w->del))
 		r = 0;
 	return r;
-}
-
-static int went_cmp(const void *a, const void *b)
-{
-	const went *x = *(went *const *)a, *y = *(went *const *)b;
-	if (x->tree != y->tree)
-		return x->tree < y->tree ? -1 : 1;
-	return pbox__bt_cmp_keys(x->key, x->klen, y->key, y->klen);
 }
 
 /*
@@ -200,18 +191,15 @@ int pbox__txn_install(pbox_txn *t, uint64_t ts)
 	size_t cap = 0;
 	int r = 0;
 	unsigned char *old = pbox_malloc(t->m->ps);
-	if (!old) { /* no scratch page: a key at a time, in the write set's order */
-		for (went *w = t->whead; w && !r; w = w->next)
-			r = install_one(t, ts, w, &buf, &cap);
+	went **v = t->wvec;
+	size_t n = t->wn;
+	if (!old) { /* no scratch page: a key at a time */
+		for (size_t i = 0; i < n && !r; i++)
+			r = install_one(t, ts, v[i], &buf, &cap);
 		pbox_free(buf);
 		return r;
 	}
-	/* in (tree, key) order; the write set ends with its transaction, so its own order
-	 * (wvec) may be sorted in place */
-	went **v = t->wvec;
-	size_t n = t->wn;
-	if (t->wunsorted)
-		qsort(v, n, sizeof(*v), went_cmp);
+	pbox__txn_wset_sort(t); /* done by the commit already: (tree, key) order */
 	for (size_t i = 0; i < n && !r;) {
 		size_t used;
 		bool split;

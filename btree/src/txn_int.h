@@ -139,17 +139,15 @@ struct pbox_txn {
 	pbox_txn *prev, *next;     /* mgr->active */
 	/* the write set (txn_wset.c): an index of went, and a list in insertion order */
 	struct wslot *wtab;        /* the index (NULL until a lookup needs it) */
-	struct went **wvec;        /* the entries in insertion order */
+	struct went **wvec;        /* the entries (insertion order until commit sorts them) */
 	size_t wcap, wvcap, wn, bytes, nheap;
 	unsigned wshift;
 	bool wunsorted;            /* the entries stopped ascending in (tree, key) order */
 	struct wchunk *chunks;
-	struct went *whead, *wtail;
 	struct txn_cur *cursors;   /* open on this transaction (txn_read.c) */
 };
 
 typedef struct went {
-	struct went *next;         /* insertion order */
 	uint64_t hash;
 	pbox_pid tree;
 	uint32_t klen, vlen;
@@ -176,6 +174,8 @@ int pbox__txn_wadd(pbox_txn *t, pbox_pid tree, const void *key, uint32_t klen, u
 int pbox__txn_wset_value(pbox_txn *t, went *w, const void *val, size_t vlen, bool del);
 /* Free every entry and the index. */
 void pbox__txn_wclear(pbox_txn *t);
+/* Order wvec by (tree, key) if it is not already (commit, before locking). */
+void pbox__txn_wset_sort(pbox_txn *t);
 
 /* ---- txn.c ---------------------------------------------------------------------------- */
 /* The manager of st (created on first use); NULL on -ENOMEM. */

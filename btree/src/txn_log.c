@@ -90,7 +90,8 @@ int pbox__txn_log_commit(pbox_txn *t, uint64_t ts, unsigned flags)
 		return -ENOMEM;
 	put64(lb.b, ts);
 	int r = 0;
-	for (went *w = t->whead; w && !r; w = w->next) {
+	for (size_t i = 0; i < t->wn && !r; i++) {
+		const went *w = t->wvec[i];
 		uint32_t off = 0;
 		do { /* one piece of the value per pass (a short value: one pass) */
 			if (lb.len + OP_HDR + w->klen + 1 > LOG_CHUNK &&

@@ -389,9 +389,11 @@ static int view_scan_run(view_scan *s, pbox_bt_scan_fn fn, void *arg)
 	pbox_txn *t = s->t;
 	int r = 0;
 	/* W: own writes of this tree in range, ascending */
-	for (went *w = t->whead; w && !r; w = w->next)
+	for (size_t i = 0; i < t->wn && !r; i++) {
+		const went *w = t->wvec[i];
 		if (w->tree == s->bt->root && in_range(s, w->key, w->klen))
 			r = ipush(&s->w, w->key, w->klen, w->val, w->vlen, w->del);
+	}
 	if (r)
 		return r;
 	if (s->w.n > 1)

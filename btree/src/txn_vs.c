@@ -20,6 +20,7 @@
 #include <string.h>
 
 #define KTAB_MIN 1024u
+#define COLLECT_CHUNK 1024u /* versions freed per hold of vs */
 #define GOLDEN 0x9e3779b97f4a7c15ull
 
 static size_t kslot_of(const txnmgr *m, uint64_t h)
@@ -189,29 +190,37 @@ void pbox__vs_collect(txnmgr *m, uint64_t horizon)
 	if (!atomic_load_explicit(&m->nversions, memory_order_acquire) ||
 	    atomic_load_explicit(&m->ghead_ts, memory_order_relaxed) > horizon)
 		return; /* nothing, or the oldest version is still needed: nothing to free */
-	pthread_rwlock_wrlock(&m->vs);
 	/* oldest first; a version pushed later with a smaller ts than one still needed stays
-	 * until that one goes (pushes are in ts order per key, nearly so overall) */
-	while (m->ghead && m->ghead->ts <= horizon) {
-		ver *v = m->ghead;
-		m->ghead = v->gnext;
-		if (m->ghead)
-			m->ghead->gprev = NULL;
-		else
-			m->gtail = NULL;
-		kent *k = v->k;
-		/* the oldest of its key's versions (per-key ts ascend in push order) */
-		if (v->newer)
-			v->newer->older = NULL;
-		else
-			k->newest = NULL;
-		free_ver(m, v);
-		pbox__vs_maybe_drop(m, k);
+	 * until that one goes (pushes are in ts order per key, nearly so overall). In chunks:
+	 * a big commit's versions go without holding vs for all of them at once (small
+	 * commits wait for it). horizon stays right across the gaps: a snapshot begun
+	 * meanwhile is at least as new. */
+	for (bool more = true; more;) {
+		pthread_rwlock_wrlock(&m->vs);
+		for (unsigned c = 0; c < COLLECT_CHUNK && m->ghead && m->ghead->ts <= horizon;
+		     c++) {
+			ver *v = m->ghead;
+			m->ghead = v->gnext;
+			if (m->ghead)
+				m->ghead->gprev = NULL;
+			else
+				m->gtail = NULL;
+			kent *k = v->k;
+			/* the oldest of its key's versions (per-key ts ascend in push order) */
+			if (v->newer)
+				v->newer->older = NULL;
+			else
+				k->newest = NULL;
+			free_ver(m, v);
+			pbox__vs_maybe_drop(m, k);
+		}
+		more = m->ghead && m->ghead->ts <= horizon;
+		if (!more)
+			maybe_shrink(m);
+		atomic_store_explicit(&m->ghead_ts, m->ghead ? m->ghead->ts : UINT64_MAX,
+				      memory_order_relaxed);
+		pthread_rwlock_unlock(&m->vs);
 	}
-	maybe_shrink(m);
-	atomic_store_explicit(&m->ghead_ts, m->ghead ? m->ghead->ts : UINT64_MAX,
-			      memory_order_relaxed);
-	pthread_rwlock_unlock(&m->vs);
 }
 
 int pbox__vs_at(const kent *k, uint64_t s, bool *absent, const unsigned char **val,

@@ -11,10 +11,12 @@
  * when replaced and at the end (nheap counts them, so the end walks the entries only when
  * some exist).
  *
- * Order: wvec lists the entries in insertion order; wunsorted is false while they ascend in
- * (tree, key) order (the install's order, txn_install.c). While they do, a lookup of a key
- * above the last one (every put of a sorted load) is answered without any index, and the
- * install needs no sort.
+ * Order: wvec lists the entries in insertion order until commit sorts them; wunsorted is
+ * false while they ascend in (tree, key) order (the order of the commit: txn.c locks, logs
+ * and installs in it). While they do, a lookup of a key above the last one (every put of a
+ * sorted load) is answered without any index, and the commit needs no sort. Sorting at the
+ * start of the commit also lays the version store's key entries (allocated as the keys are
+ * locked) out in the order the install visits them.
  *
  * Index: built on the first lookup that needs it (a key not above the last, or any key once
  * the entries stopped ascending), then kept up to date. Open addressing over (hash, entry)
@@ -32,6 +34,7 @@
 #include <pbox/alloc.h>
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CHUNK_FIRST 4096u
@@ -188,12 +191,6 @@ int pbox__txn_wadd(pbox_txn *t, pbox_pid tree, const void *key, uint32_t klen, u
 	w->vlen = (uint32_t)vlen;
 	w->del = del;
 	w->k = NULL;
-	w->next = NULL;
-	if (t->wtail)
-		t->wtail->next = w;
-	else
-		t->whead = w;
-	t->wtail = w;
 	if (t->wn && wcmp(tree, key, klen, t->wvec[t->wn - 1]) <= 0)
 		t->wunsorted = true;
 	t->wvec[t->wn++] = w;
@@ -227,9 +224,9 @@ int pbox__txn_wset_value(pbox_txn *t, went *w, const void *val, size_t vlen, boo
 
 void pbox__txn_wclear(pbox_txn *t)
 {
-	for (went *w = t->nheap ? t->whead : NULL; w; w = w->next)
-		if (w->vheap)
-			pbox_free(w->val);
+	for (size_t i = 0; t->nheap && i < t->wn; i++)
+		if (t->wvec[i]->vheap)
+			pbox_free(t->wvec[i]->val);
 	for (wchunk *c = t->chunks, *n; c; c = n) {
 		n = c->next;
 		pbox_free(c);
@@ -239,7 +236,128 @@ void pbox__txn_wclear(pbox_txn *t)
 	pbox_free(t->wvec);
 	t->wtab = NULL;
 	t->wvec = NULL;
-	t->whead = t->wtail = NULL;
 	t->wn = t->wcap = t->wvcap = t->bytes = t->nheap = 0;
 	t->wunsorted = false;
+}
+
+/* ---- sorting ---------------------------------------------------------------------------- */
+
+/* A sort record: the entry's tree and its key's first 8 bytes (big-endian, zero-padded), so
+ * most comparisons never touch the entries: padded prefixes order like the keys (a shorter
+ * key's padding is below any byte a longer one has there, as a prefix sorts first), and only
+ * equal ones fall back to the whole keys. */
+typedef struct wkey {
+	pbox_pid tree;
+	uint64_t pfx;
+	went *w;
+} wkey;
+
+static int wkey_cmp(const void *a, const void *b)
+{
+	const wkey *x = a, *y = b;
+	if (x->tree != y->tree)
+		return x->tree < y->tree ? -1 : 1;
+	if (x->pfx != y->pfx)
+		return x->pfx < y->pfx ? -1 : 1;
+	return pbox__bt_cmp_keys(x->w->key, x->w->klen, y->w->key, y->w->klen);
+}
+
+static int went_cmp(const void *a, const void *b)
+{
+	const went *x = *(went *const *)a;
+	return wcmp(x->tree, x->key, x->klen, *(went *const *)b);
+}
+
+static inline bool wkey_lt(const wkey *x, const wkey *y)
+{
+	return wkey_cmp(x, y) < 0;
+}
+
+static void wkey_swap(wkey *a, wkey *b)
+{
+	wkey t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/* An introsort on sort records with the comparison inlined (glibc's qsort spends most of its
+ * time calling through a pointer and moving records): quicksort with a median of three,
+ * recursion on the smaller side, insertion sort below 16 records, and qsort for a range that
+ * went past its depth budget (adversarial orders), so the worst case stays n log n. */
+static void wkey_sort(wkey *a, size_t n, unsigned depth)
+{
+	while (n > 16) {
+		if (!depth--) {
+			qsort(a, n, sizeof(*a), wkey_cmp);
+			return;
+		}
+		size_t m = n / 2;
+		if (wkey_lt(&a[m], &a[0]))
+			wkey_swap(&a[m], &a[0]);
+		if (wkey_lt(&a[n - 1], &a[m])) {
+			wkey_swap(&a[n - 1], &a[m]);
+			if (wkey_lt(&a[m], &a[0]))
+				wkey_swap(&a[m], &a[0]);
+		}
+		wkey pv = a[m];
+		size_t i = 0, j = n - 1;
+		for (;;) { /* Hoare partition: a[0..j] <= pivot <= a[j+1..] */
+			while (wkey_lt(&a[i], &pv))
+				i++;
+			while (wkey_lt(&pv, &a[j]))
+				j--;
+			if (i >= j)
+				break;
+			wkey_swap(&a[i], &a[j]);
+			i++;
+			j--;
+		}
+		size_t left = j + 1;
+		if (left < n - left) {
+			wkey_sort(a, left, depth);
+			a += left;
+			n -= left;
+		} else {
+			wkey_sort(a + left, n - left, depth);
+			n = left;
+		}
+	}
+	for (size_t i = 1; i < n; i++) {
+		wkey x = a[i];
+		size_t j = i;
+		for (; j > 0 && wkey_lt(&x, &a[j - 1]); j--)
+			a[j] = a[j - 1];
+		a[j] = x;
+	}
+}
+
+void pbox__txn_wset_sort(pbox_txn *t)
+{
+	if (!t->wunsorted)
+		return;
+	size_t n = t->wn;
+	wkey *a = pbox_malloc(n * sizeof(*a));
+	if (!a) { /* no memory for the records: the same order, comparing the entries */
+		qsort(t->wvec, n, sizeof(*t->wvec), went_cmp);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			went *w = t->wvec[i];
+			uint64_t p = 0;
+			for (uint32_t j = 0; j < 8 && j < w->klen; j++)
+				p |= (uint64_t)w->key[j] << (56 - 8 * j);
+			a[i] = (wkey){ w->tree, p, w };
+		}
+		unsigned depth = 0;
+		for (size_t x = n; x; x >>= 1)
+			depth += 2;
+		wkey_sort(a, n, depth);
+		for (size_t i = 0; i < n; i++)
+			t->wvec[i] = a[i].w;
+		pbox_free(a);
+	}
+#if PBOX_DIAGNOSTIC
+	for (size_t i = 1; i < n; i++) /* keys are distinct: strictly ascending */
+		PBOX_ASSERT(went_cmp(&t->wvec[i - 1], &t->wvec[i]) < 0);
+#endif
+	t->wunsorted = false; /* ascending now: the index stays valid (it maps hashes) */
 }
