@@ -108,8 +108,9 @@ uint64_t pbox__txn_horizon(txnmgr *m)
 {
 	uint64_t h = atomic_load(&m->visible);
 	for (pbox_txn *t = m->active; t; t = t->next)
-		if (!atomic_load_explicit(&t->retired, memory_order_relaxed) && t->snap < h)
-			h = t->snap;
+		if (!atomic_load_explicit(&t->retired, memory_order_relaxed) &&
+		    pbox__txn_low(t) < h)
+			h = pbox__txn_low(t);
 	return h;
 }
 
@@ -198,14 +199,26 @@ int pbox_txn_begin(pbox_store *st, unsigned flags, pbox_txn **out)
 		pthread_mutex_lock(&m->mu);
 		atomic_store(&m->mode, 1);
 	}
-	/* The snapshot must hold every commit that was done before this begin (txn.h), also
-	 * when an older commit is still installing (commits finish out of ts order): visible
-	 * then lags behind them, and a snapshot taken from it missed this thread's own last
-	 * commit — its next write of the same key was a false conflict. Wait for the older
-	 * installs (they wait for nothing a beginning transaction holds). */
-	while (atomic_load(&m->visible) < m->done_max)
-		pthread_cond_wait(&m->cv, &m->mu);
-	t->snap = atomic_load(&m->visible);
+	/* The snapshot holds every commit done before this begin (txn.h), also when an older
+	 * commit is still installing (commits finish out of ts order): snap is the highest ts
+	 * done, and the commits below it still in flight are excluded (txn_int.h). It used to
+	 * be visible (then a thread's next transaction missed its own last commit: a false
+	 * conflict), and then visible after waiting for the older installs (a 1 M-key install
+	 * stalled every begin for its whole length). */
+	uint64_t vis = atomic_load(&m->visible);
+	t->snap = m->done_max > vis ? m->done_max : vis;
+	t->xs = t->xs_in;
+	uint32_t nx = 0;
+	for (commit_slot *c = m->inflight; c && c->ts < t->snap; c = c->next)
+		nx++;
+	if (nx > PBOX_ARRAY_LEN(t->xs_in) && !(t->xs = pbox_malloc(nx * sizeof(*t->xs)))) {
+		pbox__txn_maybe_plain(m); /* as an end would */
+		pthread_mutex_unlock(&m->mu);
+		pbox_free(t);
+		return -ENOMEM;
+	}
+	for (commit_slot *c = m->inflight; c && c->ts < t->snap; c = c->next)
+		t->xs[t->nx++] = c->ts; /* inflight ascends: so does xs */
 	t->next = m->active;
 	if (m->active)
 		m->active->prev = t;
@@ -239,6 +252,8 @@ static void txn_end(pbox_txn *t, bool committed)
 	pbox__txn_maybe_plain(m);
 	pthread_mutex_unlock(&m->mu);
 	pbox__vs_collect(m, h);
+	if (t->xs != t->xs_in)
+		pbox_free(t->xs);
 	pbox_free(t);
 }
 
@@ -267,7 +282,7 @@ static bool early_conflict(pbox_txn *t, pbox_pid tree, const void *key, uint32_t
 	txnmgr *m = t->m;
 	pthread_rwlock_rdlock(&m->vs);
 	kent *k = pbox__vs_find(m, tree, key, klen, h, false);
-	bool c = k && pbox__vs_conflicts(k, t->snap, t);
+	bool c = k && pbox__vs_conflicts(k, t);
 	pthread_rwlock_unlock(&m->vs);
 	return c;
 }
@@ -377,7 +392,7 @@ static int lock_keys(pbox_txn *t)
 				r = -ENOMEM;
 				break;
 			}
-			if (pbox__vs_conflicts(k, t->snap, t)) {
+			if (pbox__vs_conflicts(k, t)) {
 				pbox__vs_maybe_drop(m, k);
 				r = PBOX_ECONFLICT;
 				break;
@@ -467,8 +482,8 @@ void pbox__txn_enforce_cap(txnmgr *m)
 	pthread_mutex_lock(&m->mu);
 	pbox_txn *old = NULL;
 	for (pbox_txn *t = m->active; t; t = t->next)
-		if (!atomic_load(&t->retired) && t->snap < atomic_load(&m->visible) &&
-		    (!old || t->snap < old->snap))
+		if (!atomic_load(&t->retired) && pbox__txn_low(t) < atomic_load(&m->visible) &&
+		    (!old || pbox__txn_low(t) < pbox__txn_low(old)))
 			old = t;
 	if (old) {
 		atomic_store(&old->retired, true);

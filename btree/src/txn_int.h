@@ -15,17 +15,26 @@
  *   txn_single.c  single-key changes outside transactions
  *
  * Timestamps. clock counts commits (transactions and, while transactions are open,
- * single-key changes): a commit takes ts = ++clock once it holds its keys' locks. visible is
- * the highest ts such that every commit with ts <= visible has been installed completely; a
- * snapshot is the value of visible when its transaction began, and sees exactly the commits
- * with ts <= snapshot.
+ * single-key changes): a commit takes ts = ++clock once it holds its keys' locks, and is in
+ * flight (m->inflight) until its install is done. visible is the highest ts such that every
+ * commit with ts <= visible has been installed completely. A snapshot is (snap, xs): snap =
+ * the highest ts done when its transaction began (done_max, or visible if higher), xs = the
+ * commits in flight then with ts < snap (commits finish out of ts order: a small commit may
+ * be done while a big one with a smaller ts still installs). It sees exactly the commits with
+ * ts <= snap not in xs (pbox__txn_sees) — every commit done before it began, and nothing of
+ * one still installing, without waiting for it. A commit a snapshot sees never read one it
+ * excludes: it began after the excluded one was done, so after the snapshot began.
  *
  * Versions (invariant V): before a commit with ts T changes key k in the tree, it pushes a
  * version (T, the value k had before) onto k's entry, holding k's commit lock. So a reader
- * with snapshot s that reads k in the tree and then looks at k's entry finds the value it
- * must see: the before-value of the oldest version with ts > s, or (none) the tree's value.
- * Versions with ts <= horizon (the oldest open snapshot, or visible when none is open) are
- * never needed again and are freed, oldest first.
+ * whose snapshot does not see the newest versions of k, reading k in the tree and then k's
+ * entry, finds the value it must see: the before-value of the oldest of the newest run of
+ * versions it does not see, or (it sees the newest) the tree's value. A version it sees may
+ * lie above one it does not (an excluded commit released k's lock, another wrote k and was
+ * done before the snapshot began): then the tree's value is the seen one's, which is right.
+ * Versions with ts <= horizon (the lowest of every open snapshot's low: its smallest
+ * excluded ts - 1, else its snap; visible when none is open) are never needed again and
+ * are freed, oldest first.
  *
  * Locks: a key's commit lock is held from a commit's validation to the end of its install;
  * other commits conflict on it (no waiting), single-key changes wait for it.
@@ -132,7 +141,10 @@ struct pbox_txn {
 	txnmgr *m;
 	pbox_store *st;
 	unsigned flags;
-	uint64_t snap;
+	uint64_t snap;             /* the snapshot: (snap, xs[0..nx)), see the top comment */
+	uint64_t *xs;              /* ascending; points to xs_in when nx <= 4 */
+	uint32_t nx;
+	uint64_t xs_in[4];
 	uint64_t begin_ns;
 	bool doomed;
 	_Atomic bool retired;
@@ -195,8 +207,25 @@ int pbox__txn_current(pbox_bt *bt, const void *key, uint32_t klen, unsigned char
 void pbox__txn_ts_done(txnmgr *m, uint64_t ts);
 /* Back to the plain path if nothing transactional is left (mu held). */
 void pbox__txn_maybe_plain(txnmgr *m);
-/* Oldest open snapshot (mu held), or visible when none. */
+/* Oldest open snapshot's low (mu held), or visible when none. */
 uint64_t pbox__txn_horizon(txnmgr *m);
+
+/* Does t's snapshot see the commit with timestamp ts? */
+static inline bool pbox__txn_sees(const pbox_txn *t, uint64_t ts)
+{
+	if (ts > t->snap)
+		return false;
+	for (uint32_t i = 0; i < t->nx; i++)
+		if (t->xs[i] == ts)
+			return false;
+	return true;
+}
+
+/* The lowest ts whose versions t may need, minus one. */
+static inline uint64_t pbox__txn_low(const pbox_txn *t)
+{
+	return t->nx ? t->xs[0] - 1 : t->snap;
+}
 
 /* ---- txn_install.c --------------------------------------------------------------------- */
 /* Step 4 of a commit: install t's write set as commit ts (every key locked by t). */
@@ -215,13 +244,14 @@ int pbox__vs_push(txnmgr *m, kent *k, uint64_t ts, bool absent, const void *befo
 		  size_t blen);
 /* Free versions no snapshot needs (ts <= horizon). Takes vs. */
 void pbox__vs_collect(txnmgr *m, uint64_t horizon);
-/* The value key had at snapshot s, from its versions (vs held, shared or exclusive):
+/* The value key had in t's snapshot, from its versions (vs held, shared or exclusive):
  * 1 with *absent / *val / *vlen set when a version decides, 0 when the tree's value is the
- * one (no version newer than s). */
-int pbox__vs_at(const kent *k, uint64_t s, bool *absent, const unsigned char **val,
+ * one (the snapshot sees the newest version, or there is none). */
+int pbox__vs_at(const kent *k, const pbox_txn *t, bool *absent, const unsigned char **val,
 		uint32_t *vlen);
-/* Is there a committed version newer than s, or a lock by someone else? (vs held) */
-bool pbox__vs_conflicts(const kent *k, uint64_t s, const void *me);
+/* Is there a committed version t's snapshot does not see, or a lock by someone else other
+ * than t? (vs held) */
+bool pbox__vs_conflicts(const kent *k, const pbox_txn *t);
 
 /* ---- txn_log.c ------------------------------------------------------------------------ */
 /* Log t's write set and its commit record as commit ts; durable per flags. */

@@ -85,7 +85,7 @@ int pbox_txn_get(pbox_txn *t, pbox_bt *bt, const void *key, size_t klen, void *b
 		bool absent = false;
 		const unsigned char *v = NULL;
 		uint32_t vl = 0;
-		int at = k ? pbox__vs_at(k, t->snap, &absent, &v, &vl) : 0;
+		int at = k ? pbox__vs_at(k, t, &absent, &v, &vl) : 0;
 		int vr = absent ? PBOX_ENOTFOUND : at ? give(v, vl, buf, cap, vlen) : 0;
 		bool retired = atomic_load(&t->retired);
 		pthread_rwlock_unlock(&m->vs);
@@ -215,7 +215,7 @@ static int v_add(view_scan *s, const kent *k, size_t sorted)
 	bool absent = false;
 	const unsigned char *val = NULL;
 	uint32_t vl = 0;
-	if (!pbox__vs_at(k, s->t->snap, &absent, &val, &vl))
+	if (!pbox__vs_at(k, s->t, &absent, &val, &vl))
 		return 0;
 	if (sorted != SIZE_MAX && v_has(s, k, sorted))
 		return 0;

@@ -223,12 +223,12 @@ void pbox__vs_collect(txnmgr *m, uint64_t horizon)
 	}
 }
 
-int pbox__vs_at(const kent *k, uint64_t s, bool *absent, const unsigned char **val,
+int pbox__vs_at(const kent *k, const pbox_txn *t, bool *absent, const unsigned char **val,
 		uint32_t *vlen)
 {
 	const ver *hit = NULL;
-	for (const ver *v = k->newest; v && v->ts > s; v = v->older)
-		hit = v; /* the oldest version newer than s holds the value at s */
+	for (const ver *v = k->newest; v && !pbox__txn_sees(t, v->ts); v = v->older)
+		hit = v; /* the oldest of the newest unseen versions holds the value seen */
 	if (!hit)
 		return 0;
 	*absent = hit->absent;
@@ -237,7 +237,7 @@ int pbox__vs_at(const kent *k, uint64_t s, bool *absent, const unsigned char **v
 	return 1;
 }
 
-bool pbox__vs_conflicts(const kent *k, uint64_t s, const void *me)
+bool pbox__vs_conflicts(const kent *k, const pbox_txn *t)
 {
-	return (k->lock && k->lock != me) || (k->newest && k->newest->ts > s);
+	return (k->lock && k->lock != t) || (k->newest && !pbox__txn_sees(t, k->newest->ts));
 }

@@ -19,6 +19,9 @@
  *   readers      a writer commits generations of 3,000 keys (random order each time, a
  *                third deleted and re-put in turn) while readers scan and get in snapshots:
  *                every snapshot sees one generation, never a mix, and generations only grow
+ *   beside       small commits and snapshots in one thread while another commits one big
+ *                transaction: every snapshot sees its thread's last small commit (which
+ *                finished while the older big one installed) and all or none of the big one
  *   big          one transaction of 200,000 puts (1,000,000 with PBOX_STRESS_SCALE > 1 in
  *                release builds; 50,000 under sanitizers) with a pool smaller than its write
  *                set, readable after a reopen; the batch API without its old limits
@@ -304,6 +307,149 @@ START_TEST(test_wset)
 }
 END_TEST
 
+/* ---- a big commit beside small ones ------------------------------------------------------ */
+
+#define XN (TXN_SANITIZED ? 20000u : 150000u)
+
+typedef struct xshared {
+	pbox_store *st;
+	pbox_bt *big, *small;
+	atomic_bool big_running, big_done, bad;
+	char msg[200];
+	_Atomic uint64_t snapshots;
+	uint64_t saw_old_while_running, saw_new; /* read after the join */
+} xshared;
+
+static int xgen_fn(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+	uint64_t *g = arg; /* g[0]: generation seen, g[1]: count, g[2]: mixed */
+	(void)k;
+	(void)kl;
+	uint64_t x;
+	if (vl != 8)
+		return SCAN_BAD;
+	memcpy(&x, v, 8);
+	if (g[1] && x != g[0])
+		g[2] = 1;
+	g[0] = x;
+	g[1]++;
+	return g[2] ? SCAN_BAD : 0;
+}
+
+/* Small commits and snapshots while the main thread commits one transaction over every key
+ * of "big": each snapshot sees this thread's last small commit (commits finish out of
+ * timestamp order: the small ones finish while the big one, older, installs), and all of
+ * the big commit or none of it. */
+static void *xsmall_main(void *arg)
+{
+	xshared *x = arg;
+	uint64_t i = 0;
+	while (!atomic_load(&x->big_done) && !atomic_load(&x->bad)) {
+		bool running = atomic_load(&x->big_running);
+		pbox_txn *t;
+		i++;
+		if (pbox_txn_begin(x->st, 0, &t) || pbox_txn_put(t, x->small, "s", 1, &i, 8) ||
+		    pbox_txn_commit(t, 0)) {
+			snprintf(x->msg, sizeof(x->msg), "small commit %llu failed",
+				 (unsigned long long)i);
+			atomic_store(&x->bad, true);
+			break;
+		}
+		if (pbox_txn_begin(x->st, PBOX_TXN_READONLY, &t)) {
+			atomic_store(&x->bad, true);
+			break;
+		}
+		uint64_t got = 0, g[3] = { 0 };
+		size_t vl = 0;
+		int r1 = pbox_txn_get(t, x->small, "s", 1, &got, 8, &vl);
+		int r2 = 0;
+		if (i % 16 == 0) { /* a whole scan now and then */
+			r2 = pbox_txn_scan(t, x->big, NULL, 0, NULL, 0, 0, xgen_fn, g);
+		} else { /* else 32 keys spread over the tree */
+			for (uint32_t j = 0; j < 32 && !r2; j++) {
+				char k[16];
+				uint64_t v = 0;
+				uint32_t key = (uint32_t)((i * 7919 + j * (XN / 32)) % XN);
+				r2 = pbox_txn_get(t, x->big, k, mkey(k, key), &v, 8, &vl);
+				(void)xgen_fn(k, 7, &v, 8, g);
+			}
+			g[1] = g[1] == 32 ? XN : g[1];
+		}
+		pbox_txn_abort(t);
+		if (r1 || got != i) {
+			snprintf(x->msg, sizeof(x->msg), "a snapshot missed its thread's last commit "
+				 "(%llu, saw %llu, rc %d)", (unsigned long long)i,
+				 (unsigned long long)got, r1);
+			atomic_store(&x->bad, true);
+		} else if (r2 || g[2] || g[1] != XN) {
+			snprintf(x->msg, sizeof(x->msg), "a snapshot saw part of the big commit "
+				 "(%llu keys, mixed %llu, rc %d)", (unsigned long long)g[1],
+				 (unsigned long long)g[2], r2);
+			atomic_store(&x->bad, true);
+		}
+		x->snapshots++;
+		if (g[0] == 0 && running && atomic_load(&x->big_running))
+			x->saw_old_while_running++;
+		if (g[0] == 1)
+			x->saw_new++;
+	}
+	return NULL;
+}
+
+START_TEST(test_big_beside_small)
+{
+	env e;
+	env_init(&e, 4096, 2048);
+	xshared x = { .st = e.st };
+	x.big = bt_create(e.st, "big");
+	x.small = bt_create(e.st, "small");
+	uint64_t g = 0;
+	for (uint32_t i = 0; i < XN; i++) {
+		char k[16];
+		CK_RC(pbox_bt_upsert(x.big, k, mkey(k, i), &g, 8, 0), 0);
+	}
+	pbox_txn *t;
+	CK_RC(pbox_txn_begin(e.st, 0, &t), 0);
+	g = 1;
+	uint32_t p = 7919;
+	for (uint32_t j = 0; j < XN; j++) {
+		char k[16];
+		uint32_t i = (uint32_t)(((uint64_t)j * p) % XN);
+		CK_RC(pbox_txn_put(t, x.big, k, mkey(k, i), &g, 8), 0);
+	}
+	pthread_t th;
+	REQ_EQ(pthread_create(&th, NULL, xsmall_main, &x), 0);
+	struct timespec ts = { 0, 20 * 1000000 };
+	nanosleep(&ts, NULL); /* let the small commits start */
+	atomic_store(&x.big_running, true);
+	CK_RC(pbox_txn_commit(t, 0), 0);
+	atomic_store(&x.big_running, false);
+	/* a few snapshots after it (bounded: 10 s) */
+	uint64_t after = atomic_load(&x.snapshots) + 3;
+	struct timespec ms = { 0, 1000000 };
+	for (unsigned w = 0; w < 10000 && atomic_load(&x.snapshots) < after && !atomic_load(&x.bad); w++)
+		nanosleep(&ms, NULL);
+	atomic_store(&x.big_done, true);
+	REQ_EQ(pthread_join(th, NULL), 0);
+	REQ(!atomic_load(&x.bad), "%s", x.msg);
+	/* a snapshot begun after the commit returned sees all of it */
+	uint64_t gg[3] = { 0 };
+	CK_RC(pbox_txn_begin(e.st, PBOX_TXN_READONLY, &t), 0);
+	CK_RC(pbox_txn_scan(t, x.big, NULL, 0, NULL, 0, 0, xgen_fn, gg), 0);
+	pbox_txn_abort(t);
+	REQ(gg[0] == 1 && gg[1] == XN && !gg[2], "after the big commit: generation %llu, %llu keys",
+	    (unsigned long long)gg[0], (unsigned long long)gg[1]);
+	REQ(x.snapshots > 0, "no snapshot was taken");
+	fprintf(stderr, "big beside small: %llu snapshots, %llu saw the old state while the big "
+			"commit ran, %llu the new\n", (unsigned long long)atomic_load(&x.snapshots),
+		(unsigned long long)x.saw_old_while_running, (unsigned long long)x.saw_new);
+	bt_verify(x.big);
+	pbox_bt_close(x.big);
+	pbox_bt_close(x.small);
+	env_fini(&e);
+}
+END_TEST
+
 /* ---- readers ---------------------------------------------------------------------------- */
 
 #define RK 3000u
@@ -569,6 +715,7 @@ int main(void)
 	tcase_add_test(tc, test_dropped);
 	tcase_add_test(tc, test_wset);
 	tcase_add_test(tc, test_readers);
+	tcase_add_test(tc, test_big_beside_small);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("big");
 	tcase_set_timeout(tc, 900);
