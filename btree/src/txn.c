@@ -28,7 +28,7 @@
 #include <string.h>
 #include <time.h>
 
-#define LOCK_CHUNK 256u /* keys locked per hold of vs: short holds, small commits pass */
+#define LOCK_CHUNK 64u /* keys locked per hold of vs: short holds, small commits pass */
 #define DEFAULT_CAP (1ull << 30)
 
 /* ---- the manager --------------------------------------------------------------------------- */

@@ -38,6 +38,8 @@
 #include <errno.h>
 #include <string.h>
 
+#define GROUP_MAX 256u /* entries per leaf group (a leaf of 4 KiB holds fewer) */
+
 /* One key at a time: its before-value becomes a version, then the tree changes. */
 static int install_one(pbox_txn *t, uint64_t ts, went *w, unsigned char **buf, size_t *cap)
 {
@@ -68,10 +70,10 @@ static int install_one(pbox_txn *t, uint64_t ts, went *w, unsigned char **buf, s
  * Apply v[0], v[1], ... to the leaf holding v[0]'s key while they fall into it. *used = the
  * entries done (installed, or nothing to install). An entry that does not fit ends the
  * group, and the leaf is split before returning (the next call finds room). 0 with *used ==
- * 0 and no split means v[0] needs the key-at-a-time path. old: a scratch buffer of a page.
+ * 0 and no split means v[0] needs the key-at-a-time path.
  */
-static int install_leaf(pbox_txn *t, uint64_t ts, went **v, size_t n, unsigned char *old,
-			size_t *used, bool *split)
+static int install_leaf(pbox_txn *t, uint64_t ts, went **v, size_t n, size_t *used,
+			bool *split)
 {
 	txnmgr *m = t->m;
 	const pbox_pid tree = v[0]->tree;
@@ -103,8 +105,10 @@ static int install_leaf(pbox_txn *t, uint64_t ts, went **v, size_t n, unsigned c
 		bool changed = false;
 		const went *last_rm = NULL, *full = NULL;
 		uint32_t need = 0;
-		pthread_rwlock_wrlock(&m->vs);
-		for (; i < n && !r; i++) {
+		ver *pv[GROUP_MAX]; /* versions made for this leaf, linked before the commit */
+		kent *pk[GROUP_MAX];
+		unsigned np = 0;
+		for (; i < n && np < GROUP_MAX; i++) {
 			went *w = v[i];
 			if (w->tree != tree)
 				break;
@@ -122,52 +126,68 @@ static int install_leaf(pbox_txn *t, uint64_t ts, went **v, size_t n, unsigned c
 			if ((r = pbox__bt_node_lower_bound_in(page, bt.ps, w->key, w->klen, &pos,
 							      &exact)))
 				break;
+			const uint8_t *op = NULL;
 			uint32_t ol = 0;
 			if (exact) {
-				const uint8_t *op;
 				unsigned ofl;
 				if ((r = pbox__bt_node_payload(page, bt.ps, pos, &op, &ol, &ofl)))
 					break;
 				if (ofl & PBOX_BT_SLOT_OVERFLOW)
 					break; /* its chain: the slow path */
-				memcpy(old, op, ol);
 			} else if (w->del) {
 				continue; /* absent: nothing to delete, no version (as install_one) */
 			}
+			if (!w->k) {
+				r = PBOX_ECORRUPT;
+				break;
+			}
+			ver *nv = pbox__vs_new(ts, !exact, op, ol); /* the before-value, copied */
+			if (!nv) {
+				r = -ENOMEM;
+				break;
+			}
 			if (w->del) {
-				if ((r = pbox__bt_node_remove(page, bt.ps, pos)))
+				if ((r = pbox__bt_node_remove(page, bt.ps, pos))) {
+					pbox__vs_discard(nv);
 					break;
+				}
 				changed = true;
-				if ((r = pbox__bt_log_remove(mt, leaf, w->key, w->klen)))
-					break;
 				last_rm = w;
+				r = pbox__bt_log_remove(mt, leaf, w->key, w->klen);
 			} else {
 				unsigned f = exact ? PBOX_BT_INSERT_REPLACE : 0;
 				r = pbox__bt_node_insert(page, bt.ps, w->key, w->klen, w->val, w->vlen,
 							 f);
 				if (r == PBOX_ENOSPC) { /* unchanged: split, then go on */
+					pbox__vs_discard(nv);
 					need = pbox__bt_node_entry_space(page, w->klen, w->vlen);
 					full = w;
 					r = 0;
 					break;
 				}
-				if (r)
+				if (r) {
+					pbox__vs_discard(nv);
 					break;
+				}
 				changed = true;
-				if ((r = pbox__bt_log_insert(mt, leaf, w->key, w->klen, w->val,
-							     w->vlen, f)))
-					break;
+				r = pbox__bt_log_insert(mt, leaf, w->key, w->klen, w->val, w->vlen, f);
 			}
-			r = w->k ? pbox__vs_push(m, w->k, ts, !exact, old, ol) : PBOX_ECORRUPT;
-			if (r) {
-				i++; /* changed without its version: the mtr must not commit */
+			pv[np] = nv;
+			pk[np++] = w->k;
+			if (r)
 				break;
-			}
 		}
-		pthread_rwlock_unlock(&m->vs);
-		if (r) {
+		if (r) { /* the leaf may be changed without its versions: nothing commits */
+			for (unsigned j = 0; j < np; j++)
+				pbox__vs_discard(pv[j]);
 			pbox_mtr_abort(mt, changed);
 			return r;
+		}
+		if (np) { /* one short hold of vs for the leaf, before its latch goes (V) */
+			pthread_rwlock_wrlock(&m->vs);
+			for (unsigned j = 0; j < np; j++)
+				pbox__vs_link(m, pk[j], pv[j]);
+			pthread_rwlock_unlock(&m->vs);
 		}
 		bool underfull = last_rm && leaf != bt.root && pbox__bt_node_underfull(page, bt.ps);
 		if (!changed)
@@ -190,25 +210,17 @@ int pbox__txn_install(pbox_txn *t, uint64_t ts)
 	unsigned char *buf = NULL;
 	size_t cap = 0;
 	int r = 0;
-	unsigned char *old = pbox_malloc(t->m->ps);
 	went **v = t->wvec;
 	size_t n = t->wn;
-	if (!old) { /* no scratch page: a key at a time */
-		for (size_t i = 0; i < n && !r; i++)
-			r = install_one(t, ts, v[i], &buf, &cap);
-		pbox_free(buf);
-		return r;
-	}
 	pbox__txn_wset_sort(t); /* done by the commit already: (tree, key) order */
 	for (size_t i = 0; i < n && !r;) {
 		size_t used;
 		bool split;
-		r = install_leaf(t, ts, v + i, n - i, old, &used, &split);
+		r = install_leaf(t, ts, v + i, n - i, &used, &split);
 		if (!r && !used && !split)
 			r = install_one(t, ts, v[i], &buf, &cap), used = 1;
 		i += used;
 	}
 	pbox_free(buf);
-	pbox_free(old);
 	return r;
 }

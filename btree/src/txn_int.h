@@ -242,6 +242,11 @@ void pbox__vs_maybe_drop(txnmgr *m, kent *k);
 /* Under vs exclusively: push (ts, before) onto k. before NULL with absent. */
 int pbox__vs_push(txnmgr *m, kent *k, uint64_t ts, bool absent, const void *before,
 		  size_t blen);
+/* The same in two steps, so that the allocation and the copy happen without vs: a version
+ * made (no lock; NULL: no memory), then linked onto k (vs exclusively), or discarded. */
+ver *pbox__vs_new(uint64_t ts, bool absent, const void *before, size_t blen);
+void pbox__vs_link(txnmgr *m, kent *k, ver *v);
+void pbox__vs_discard(ver *v);
 /* Free versions no snapshot needs (ts <= horizon). Takes vs. */
 void pbox__vs_collect(txnmgr *m, uint64_t horizon);
 /* The value key had in t's snapshot, from its versions (vs held, shared or exclusive):

@@ -152,20 +152,43 @@ static void maybe_shrink(txnmgr *m)
 	(void)rebuild(m, n); /* no memory: keep the bigger one */
 }
 
-int pbox__vs_push(txnmgr *m, kent *k, uint64_t ts, bool absent, const void *before, size_t blen)
+ver *pbox__vs_new(uint64_t ts, bool absent, const void *before, size_t blen)
 {
 	ver *v = pbox_calloc(1, sizeof(*v));
 	if (!v)
-		return -ENOMEM;
+		return NULL;
 	if (!absent && blen && !(v->val = pbox_malloc(blen))) {
 		pbox_free(v);
-		return -ENOMEM;
+		return NULL;
 	}
 	if (!absent && blen)
 		memcpy(v->val, before, blen);
 	v->vlen = absent ? 0 : (uint32_t)blen;
 	v->absent = absent;
 	v->ts = ts;
+	return v;
+}
+
+void pbox__vs_discard(ver *v)
+{
+	if (v) {
+		pbox_free(v->val);
+		pbox_free(v);
+	}
+}
+
+int pbox__vs_push(txnmgr *m, kent *k, uint64_t ts, bool absent, const void *before, size_t blen)
+{
+	ver *v = pbox__vs_new(ts, absent, before, blen);
+	if (!v)
+		return -ENOMEM;
+	pbox__vs_link(m, k, v);
+	return 0;
+}
+
+void pbox__vs_link(txnmgr *m, kent *k, ver *v)
+{
+	uint64_t ts = v->ts;
 	v->k = k;
 	v->older = k->newest;
 	if (k->newest)
@@ -182,7 +205,6 @@ int pbox__vs_push(txnmgr *m, kent *k, uint64_t ts, bool absent, const void *befo
 	v->seq = atomic_fetch_add_explicit(&m->push_seq, 1, memory_order_relaxed) + 1;
 	atomic_fetch_add_explicit(&m->nversions, 1, memory_order_release);
 	atomic_fetch_add_explicit(&m->vbytes, sizeof(*v) + v->vlen, memory_order_relaxed);
-	return 0;
 }
 
 void pbox__vs_collect(txnmgr *m, uint64_t horizon)
