@@ -109,9 +109,41 @@ uint64_t pbox__txn_horizon(txnmgr *m)
 	uint64_t h = atomic_load(&m->visible);
 	for (pbox_txn *t = m->active; t; t = t->next)
 		if (!atomic_load_explicit(&t->retired, memory_order_relaxed) &&
-		    pbox__txn_low(t) < h)
+		    !atomic_load_explicit(&t->locked, memory_order_relaxed) && pbox__txn_low(t) < h)
 			h = pbox__txn_low(t);
 	return h;
+}
+
+bool pbox__txn_unneeded(txnmgr *m, const pbox_txn *self, uint64_t ts)
+{
+	bool unneeded = true;
+	pthread_mutex_lock(&m->mu);
+	for (pbox_txn *t = m->active; t && unneeded; t = t->next)
+		if (t != self && !atomic_load_explicit(&t->retired, memory_order_relaxed) &&
+		    !atomic_load_explicit(&t->locked, memory_order_relaxed))
+			unneeded = pbox__txn_sees(t, ts);
+	pthread_mutex_unlock(&m->mu);
+	return unneeded;
+}
+
+/* After commit ts is done: free its versions at once when no snapshot can need them (every
+ * open one sees ts). Otherwise collection frees them once the horizon passes them — which
+ * a long install beside holds back: small commits' versions would pile up behind it. */
+static void drop_own_versions(pbox_txn *t, uint64_t ts)
+{
+	txnmgr *m = t->m;
+	if (!pbox__txn_unneeded(m, t, ts))
+		return;
+	for (size_t i = 0; i < t->wn;) {
+		pthread_rwlock_wrlock(&m->vs);
+		for (unsigned c = 0; i < t->wn && c < LOCK_CHUNK; c++, i++) {
+			const went *w = t->wvec[i];
+			kent *k = pbox__vs_find(m, w->tree, w->key, w->klen, w->hash, false);
+			if (k)
+				pbox__vs_drop_newest(m, k, ts);
+		}
+		pthread_rwlock_unlock(&m->vs);
+	}
 }
 
 int pbox__txn_ts_begin(txnmgr *m, bool logs, uint64_t *ts)
@@ -435,6 +467,7 @@ int pbox_txn_commit(pbox_txn *t, unsigned flags)
 		txn_end(t, false);
 		return r;
 	}
+	atomic_store(&t->locked, true); /* its conflict checks are done: it reads no more */
 	uint64_t ts;
 	if ((r = pbox__txn_ts_begin(m, true, &ts))) {
 		unlock_keys(t, t->wn);
@@ -456,6 +489,8 @@ int pbox_txn_commit(pbox_txn *t, unsigned flags)
 		pbox_store_fail(t->st, r);
 	unlock_keys(t, t->wn);
 	pbox__txn_ts_done(m, ts);
+	if (!r)
+		drop_own_versions(t, ts);
 	txn_end(t, r == 0);
 	pbox__txn_enforce_cap(m);
 	return r;
@@ -482,7 +517,8 @@ void pbox__txn_enforce_cap(txnmgr *m)
 	pthread_mutex_lock(&m->mu);
 	pbox_txn *old = NULL;
 	for (pbox_txn *t = m->active; t; t = t->next)
-		if (!atomic_load(&t->retired) && pbox__txn_low(t) < atomic_load(&m->visible) &&
+		if (!atomic_load(&t->retired) && !atomic_load(&t->locked) &&
+		    pbox__txn_low(t) < atomic_load(&m->visible) &&
 		    (!old || pbox__txn_low(t) < pbox__txn_low(old)))
 			old = t;
 	if (old) {

@@ -148,6 +148,7 @@ struct pbox_txn {
 	uint64_t begin_ns;
 	bool doomed;
 	_Atomic bool retired;
+	_Atomic bool locked;       /* committing, past its conflict checks: reads nothing more */
 	pbox_txn *prev, *next;     /* mgr->active */
 	/* the write set (txn_wset.c): an index of went, and a list in insertion order */
 	struct wslot *wtab;        /* the index (NULL until a lookup needs it) */
@@ -207,8 +208,12 @@ int pbox__txn_current(pbox_bt *bt, const void *key, uint32_t klen, unsigned char
 void pbox__txn_ts_done(txnmgr *m, uint64_t ts);
 /* Back to the plain path if nothing transactional is left (mu held). */
 void pbox__txn_maybe_plain(txnmgr *m);
-/* Oldest open snapshot's low (mu held), or visible when none. */
+/* Oldest open snapshot's low (mu held), or visible when none. Transactions past their
+ * commit's conflict checks (locked) and retired ones need no version and do not count. */
 uint64_t pbox__txn_horizon(txnmgr *m);
+/* Commit ts (done) of self (NULL: a single-key change) is seen by every snapshot that may
+ * still read (takes mu): its versions are needed by nobody. */
+bool pbox__txn_unneeded(txnmgr *m, const pbox_txn *self, uint64_t ts);
 
 /* Does t's snapshot see the commit with timestamp ts? */
 static inline bool pbox__txn_sees(const pbox_txn *t, uint64_t ts)
@@ -249,6 +254,9 @@ void pbox__vs_link(txnmgr *m, kent *k, ver *v);
 void pbox__vs_discard(ver *v);
 /* Free versions no snapshot needs (ts <= horizon). Takes vs. */
 void pbox__vs_collect(txnmgr *m, uint64_t horizon);
+/* Under vs exclusively: free k's newest version if it is commit ts's (a commit whose
+ * versions nobody needs: pbox__txn_unneeded), and k if it then holds nothing. */
+void pbox__vs_drop_newest(txnmgr *m, kent *k, uint64_t ts);
 /* The value key had in t's snapshot, from its versions (vs held, shared or exclusive):
  * 1 with *absent / *val / *vlen set when a version decides, 0 when the tree's value is the
  * one (the snapshot sees the newest version, or there is none). */

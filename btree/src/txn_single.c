@@ -118,6 +118,13 @@ static int txn_path(txnmgr *m, pbox_bt *bt, int op, const void *key, uint32_t kl
 	unlock_key(m, bt->root, key, klen, h, &me, ts == 0);
 	if (ts)
 		pbox__txn_ts_done(m, ts);
+	if (ts && !r && pbox__txn_unneeded(m, NULL, ts)) { /* as a commit does (txn.c) */
+		pthread_rwlock_wrlock(&m->vs);
+		kent *k = pbox__vs_find(m, bt->root, key, klen, h, false);
+		if (k)
+			pbox__vs_drop_newest(m, k, ts);
+		pthread_rwlock_unlock(&m->vs);
+	}
 	pbox__txn_enforce_cap(m);
 	return r;
 }

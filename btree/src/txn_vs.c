@@ -245,6 +245,28 @@ void pbox__vs_collect(txnmgr *m, uint64_t horizon)
 	}
 }
 
+void pbox__vs_drop_newest(txnmgr *m, kent *k, uint64_t ts)
+{
+	ver *v = k->newest;
+	if (!v || v->ts != ts)
+		return; /* a later commit wrote the key since: collection frees it in turn */
+	k->newest = v->older;
+	if (v->older)
+		v->older->newer = NULL;
+	if (v->gprev)
+		v->gprev->gnext = v->gnext;
+	else
+		m->ghead = v->gnext;
+	if (v->gnext)
+		v->gnext->gprev = v->gprev;
+	else
+		m->gtail = v->gprev;
+	atomic_store_explicit(&m->ghead_ts, m->ghead ? m->ghead->ts : UINT64_MAX,
+			      memory_order_relaxed);
+	free_ver(m, v);
+	pbox__vs_maybe_drop(m, k);
+}
+
 int pbox__vs_at(const kent *k, const pbox_txn *t, bool *absent, const unsigned char **val,
 		uint32_t *vlen)
 {

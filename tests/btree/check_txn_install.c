@@ -21,7 +21,8 @@
  *                every snapshot sees one generation, never a mix, and generations only grow
  *   beside       small commits and snapshots in one thread while another commits one big
  *                transaction: every snapshot sees its thread's last small commit (which
- *                finished while the older big one installed) and all or none of the big one
+ *                finished while the older big one installed) and all or none of the big one;
+ *                the small commits' versions are freed at once (no snapshot needs them)
  *   big          one transaction of 200,000 puts (1,000,000 with PBOX_STRESS_SCALE > 1 in
  *                release builds; 50,000 under sanitizers) with a pool smaller than its write
  *                set, readable after a reopen; the batch API without its old limits
@@ -317,7 +318,7 @@ typedef struct xshared {
 	atomic_bool big_running, big_done, bad;
 	char msg[200];
 	_Atomic uint64_t snapshots;
-	uint64_t saw_old_while_running, saw_new; /* read after the join */
+	uint64_t saw_old_while_running, saw_new, maxv; /* read after the join */
 } xshared;
 
 static int xgen_fn(const void *k, size_t kl, const void *v, size_t vl, void *arg)
@@ -352,6 +353,25 @@ static void *xsmall_main(void *arg)
 		    pbox_txn_commit(t, 0)) {
 			snprintf(x->msg, sizeof(x->msg), "small commit %llu failed",
 				 (unsigned long long)i);
+			atomic_store(&x->bad, true);
+			break;
+		}
+		for (uint64_t u = 0; u < 64; u++) /* single-key changes: one-operation commits */
+			if (pbox_bt_upsert(x->small, "u", 1, &u, 8, 0)) {
+				atomic_store(&x->bad, true);
+				break;
+			}
+		/* no snapshot that could need the small commits' versions is open (the big
+		 * transaction is past its conflict checks): they are freed at once, not kept
+		 * until the big install ends (at most the big one's are kept, and one more) */
+		pbox_txn_stats vs;
+		pbox_txn_get_stats(x->st, &vs);
+		if (vs.versions > x->maxv)
+			x->maxv = vs.versions;
+		if (vs.versions > XN + 1) {
+			snprintf(x->msg, sizeof(x->msg), "%llu versions kept after %llu small commits "
+				 "(the big commit has %u keys)", (unsigned long long)vs.versions,
+				 (unsigned long long)i, XN);
 			atomic_store(&x->bad, true);
 			break;
 		}
@@ -441,8 +461,10 @@ START_TEST(test_big_beside_small)
 	    (unsigned long long)gg[0], (unsigned long long)gg[1]);
 	REQ(x.snapshots > 0, "no snapshot was taken");
 	fprintf(stderr, "big beside small: %llu snapshots, %llu saw the old state while the big "
-			"commit ran, %llu the new\n", (unsigned long long)atomic_load(&x.snapshots),
-		(unsigned long long)x.saw_old_while_running, (unsigned long long)x.saw_new);
+			"commit ran, %llu the new; at most %llu versions kept\n",
+		(unsigned long long)atomic_load(&x.snapshots),
+		(unsigned long long)x.saw_old_while_running, (unsigned long long)x.saw_new,
+		(unsigned long long)x.maxv);
 	bt_verify(x.big);
 	pbox_bt_close(x.big);
 	pbox_bt_close(x.small);
