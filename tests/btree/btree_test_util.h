@@ -27,6 +27,19 @@
 
 #define DIR_ "/bt"
 
+/* 1 in ASan and TSan builds (gcc's and clang's ways of saying so): suites shrink their sizes
+ * there (ten times slower, and CI's time is bounded). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TXN_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TXN_SANITIZED 1
+#endif
+#endif
+#ifndef TXN_SANITIZED
+#define TXN_SANITIZED 0
+#endif
+
 /* REQ, REQ_EQ..., CK_RC: the toolkit's (tests/common/pbox_test.h). */
 
 /* The node format's documented limits (btree/src/node.h), restated from its comment. */

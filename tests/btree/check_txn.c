@@ -37,17 +37,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define TXN_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define TXN_SANITIZED 1
-#endif
-#endif
-#ifndef TXN_SANITIZED
-#define TXN_SANITIZED 0
-#endif
-
 #define VBUF (64u << 10)
 static uint8_t vbuf[VBUF];
 
