@@ -110,8 +110,9 @@ typedef struct txnmgr {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;         /* a commit ended (single changes wait for locks on it) */
 	uint64_t clock;
-	uint64_t done_max;         /* the highest ts whose commit is done: a begin waits until
-	                              visible reaches it, so it sees every commit done before it */
+	uint64_t done_max;         /* the highest ts whose commit is done: a snapshot's snap, so
+	                              it sees every commit done before it (the older ones still
+	                              in flight excluded: see the top comment) */
 	_Atomic uint64_t visible;
 	pbox_txn *active;          /* open transactions (doubly linked through prev/next) */
 	uint64_t nactive;
