@@ -114,26 +114,24 @@ uint64_t pbox__txn_horizon(txnmgr *m)
 	return h;
 }
 
-bool pbox__txn_unneeded(txnmgr *m, const pbox_txn *self, uint64_t ts)
+/* Is done commit ts (of self; NULL: a single-key change) seen by every snapshot that may
+ * still read? (mu held) Then its versions are needed by nobody. */
+static bool unneeded(txnmgr *m, const pbox_txn *self, uint64_t ts)
 {
-	bool unneeded = true;
-	pthread_mutex_lock(&m->mu);
-	for (pbox_txn *t = m->active; t && unneeded; t = t->next)
+	for (pbox_txn *t = m->active; t; t = t->next)
 		if (t != self && !atomic_load_explicit(&t->retired, memory_order_relaxed) &&
-		    !atomic_load_explicit(&t->locked, memory_order_relaxed))
-			unneeded = pbox__txn_sees(t, ts);
-	pthread_mutex_unlock(&m->mu);
-	return unneeded;
+		    !atomic_load_explicit(&t->locked, memory_order_relaxed) &&
+		    !pbox__txn_sees(t, ts))
+			return false;
+	return true;
 }
 
-/* After commit ts is done: free its versions at once when no snapshot can need them (every
- * open one sees ts). Otherwise collection frees them once the horizon passes them — which
- * a long install beside holds back: small commits' versions would pile up behind it. */
+/* After commit ts is done and nobody needs its versions (pbox__txn_ts_done said so): free
+ * them at once. Otherwise collection frees them once the horizon passes them — which a long
+ * install beside holds back: small commits' versions would pile up behind it. */
 static void drop_own_versions(pbox_txn *t, uint64_t ts)
 {
 	txnmgr *m = t->m;
-	if (!pbox__txn_unneeded(m, t, ts))
-		return;
 	for (size_t i = 0; i < t->wn;) {
 		pthread_rwlock_wrlock(&m->vs);
 		for (unsigned c = 0; i < t->wn && c < LOCK_CHUNK; c++, i++) {
@@ -164,7 +162,7 @@ int pbox__txn_ts_begin(txnmgr *m, bool logs, uint64_t *ts)
 	return 0;
 }
 
-void pbox__txn_ts_done(txnmgr *m, uint64_t ts)
+void pbox__txn_ts_done(txnmgr *m, uint64_t ts, const pbox_txn *self, bool *free_own)
 {
 	pthread_mutex_lock(&m->mu);
 	commit_slot **pp = &m->inflight;
@@ -180,6 +178,8 @@ void pbox__txn_ts_done(txnmgr *m, uint64_t ts)
 		m->done_max = ts;
 	atomic_store(&m->visible, m->inflight ? m->inflight->ts - 1 : m->clock);
 	uint64_t h = pbox__txn_horizon(m);
+	if (free_own) /* the same hold of mu as the one that made ts done */
+		*free_own = unneeded(m, self, ts);
 	pthread_cond_broadcast(&m->cv);
 	pthread_mutex_unlock(&m->mu);
 	pbox__vs_collect(m, h);
@@ -478,7 +478,7 @@ int pbox_txn_commit(pbox_txn *t, unsigned flags)
 		/* the commit record may or may not have been appended: if the log failed the
 		 * store is poisoned and recovery decides; otherwise nothing was logged */
 		unlock_keys(t, t->wn);
-		pbox__txn_ts_done(m, ts);
+		pbox__txn_ts_done(m, ts, t, NULL);
 		txn_end(t, false);
 		return r;
 	}
@@ -488,8 +488,9 @@ int pbox_txn_commit(pbox_txn *t, unsigned flags)
 	if (r) /* committed in the log, not installed: recovery completes it after a reopen */
 		pbox_store_fail(t->st, r);
 	unlock_keys(t, t->wn);
-	pbox__txn_ts_done(m, ts);
-	if (!r)
+	bool free_own = false;
+	pbox__txn_ts_done(m, ts, t, &free_own);
+	if (!r && free_own)
 		drop_own_versions(t, ts);
 	txn_end(t, r == 0);
 	pbox__txn_enforce_cap(m);

@@ -3,26 +3,28 @@
  * a leaf at a time.
  *
  * The write set is installed in (tree, key) order — the commit sorts it first unless it
- * already is (a load of sorted input, or keys put in order: txn_wset.c keeps track) — so that the entries falling into one leaf are
- * consecutive. They are applied in ONE mini-transaction holding that leaf exclusively: one
- * descent, one latch, one vs hold and one log group per leaf, where a key at a time costs a
- * lookup descent, a change descent, two vs holds and a log group per key. Per entry, under
- * the leaf latch: the value it replaces is read from the leaf, the leaf is changed and logged
- * (the same physiological records as point.c's), and the version (ts, before-value) is
- * pushed onto the key's entry.
+ * already is (a load of sorted input, or keys put in order: txn_wset.c keeps track) — so
+ * that the entries falling into one leaf are consecutive. They are applied in ONE
+ * mini-transaction holding that leaf exclusively: one descent, one latch, one vs hold and
+ * one log group per leaf, where a key at a time costs a lookup descent, a change descent,
+ * two vs holds and a log group per key. Per entry, under the leaf latch: a version holding
+ * the value it replaces is made (copied from the leaf, no lock held), and the leaf is changed
+ * and logged (the same physiological records as point.c's); then the leaf's versions are
+ * linked onto their keys' entries in one short hold of vs, and the mtr commits.
  *
  * Invariant V (txn_int.h: the version is pushed before a reader can see the change) holds
- * although the push follows the change: the leaf is latched exclusively until the mtr
+ * although the link follows the change: the leaf is latched exclusively until the mtr
  * commits, so no reader sees it in between (optimistic reads fail their validation and
- * retry), and both are in place when the latch goes.
+ * retry), and both are in place when the latch goes. Making the versions outside vs keeps
+ * its holds short: small commits beside a big one take vs several times each.
  *
  * What a leaf group cannot do, the key-at-a-time path (install_one) does: a value on
  * overflow pages (a new long value needs its chain written before the leaf changes, an old
  * one is read from its chain and freed after), a dropped tree. A group stops at the first
  * such entry, at the leaf's upper fence, at a change of tree, and at a change that does not
  * fit — then the leaf is split by a structure pass (smo.c, as point.c does) and the next
- * group starts with that entry. A remove that leaves the leaf underfull is merged after the group commits,
- * as point.c merges after a single remove.
+ * group starts with that entry. A remove that leaves the leaf underfull is merged after the
+ * group commits, as point.c merges after a single remove.
  *
  * Lock order: the leaf latch, then vs (nobody waits for a page while holding vs). The keys'
  * commit locks are held by the committing transaction throughout (lock_keys, txn.c), and
@@ -210,9 +212,8 @@ int pbox__txn_install(pbox_txn *t, uint64_t ts)
 	unsigned char *buf = NULL;
 	size_t cap = 0;
 	int r = 0;
-	went **v = t->wvec;
+	went **v = t->wvec; /* in (tree, key) order: the commit sorted it before locking */
 	size_t n = t->wn;
-	pbox__txn_wset_sort(t); /* done by the commit already: (tree, key) order */
 	for (size_t i = 0; i < n && !r;) {
 		size_t used;
 		bool split;

@@ -84,6 +84,22 @@ typedef struct kent {
 	unsigned char key[];
 } kent;
 
+/* Open-addressing tables of (hash, entry) slots (the version store's keys, txn_vs.c; a
+ * write set's index, txn_wset.c): n slots, a power of two, addressed by Fibonacci hashing —
+ * the top bits of hash * 2^64/phi, so the slot depends on every bit of the hash. */
+static inline unsigned pbox__txn_slot_shift(size_t n)
+{
+	unsigned bits = 0;
+	while (((size_t)1 << bits) < n)
+		bits++;
+	return 64 - bits;
+}
+
+static inline size_t pbox__txn_slot(uint64_t h, unsigned shift)
+{
+	return (size_t)((h * 0x9e3779b97f4a7c15ull) >> shift);
+}
+
 typedef struct kslot {
 	uint64_t hash;
 	kent *k; /* NULL: empty */
@@ -205,16 +221,16 @@ int pbox__txn_ts_begin(txnmgr *m, bool logs, uint64_t *ts);
  * length. 0, PBOX_ENOTFOUND, or an error. */
 int pbox__txn_current(pbox_bt *bt, const void *key, uint32_t klen, unsigned char **buf,
 		      size_t *cap, const unsigned char *stack, size_t *len);
-/* The commit ts is installed: advance visible, wake waiters, collect versions. */
-void pbox__txn_ts_done(txnmgr *m, uint64_t ts);
+/* The commit ts (of self; NULL: a single-key change) is installed: advance visible, wake
+ * waiters, collect versions. free_own (may be NULL): set when every snapshot that may still
+ * read sees ts (transactions past their commit's conflict checks and retired ones read
+ * nothing more), so nobody needs the commit's own versions. */
+void pbox__txn_ts_done(txnmgr *m, uint64_t ts, const pbox_txn *self, bool *free_own);
 /* Back to the plain path if nothing transactional is left (mu held). */
 void pbox__txn_maybe_plain(txnmgr *m);
 /* Oldest open snapshot's low (mu held), or visible when none. Transactions past their
  * commit's conflict checks (locked) and retired ones need no version and do not count. */
 uint64_t pbox__txn_horizon(txnmgr *m);
-/* Commit ts (done) of self (NULL: a single-key change) is seen by every snapshot that may
- * still read (takes mu): its versions are needed by nobody. */
-bool pbox__txn_unneeded(txnmgr *m, const pbox_txn *self, uint64_t ts);
 
 /* Does t's snapshot see the commit with timestamp ts? */
 static inline bool pbox__txn_sees(const pbox_txn *t, uint64_t ts)
@@ -256,7 +272,7 @@ void pbox__vs_discard(ver *v);
 /* Free versions no snapshot needs (ts <= horizon). Takes vs. */
 void pbox__vs_collect(txnmgr *m, uint64_t horizon);
 /* Under vs exclusively: free k's newest version if it is commit ts's (a commit whose
- * versions nobody needs: pbox__txn_unneeded), and k if it then holds nothing. */
+ * versions nobody needs: pbox__txn_ts_done's free_own), and k if it then holds nothing. */
 void pbox__vs_drop_newest(txnmgr *m, kent *k, uint64_t ts);
 /* The value key had in t's snapshot, from its versions (vs held, shared or exclusive):
  * 1 with *absent / *val / *vlen set when a version decides, 0 when the tree's value is the

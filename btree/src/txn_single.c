@@ -116,9 +116,10 @@ static int txn_path(txnmgr *m, pbox_bt *bt, int op, const void *key, uint32_t kl
 	if (buf != stackbuf)
 		pbox_free(buf);
 	unlock_key(m, bt->root, key, klen, h, &me, ts == 0);
+	bool free_own = false;
 	if (ts)
-		pbox__txn_ts_done(m, ts);
-	if (ts && !r && pbox__txn_unneeded(m, NULL, ts)) { /* as a commit does (txn.c) */
+		pbox__txn_ts_done(m, ts, NULL, &free_own);
+	if (!r && free_own) { /* nobody needs its version: freed at once, as a commit's */
 		pthread_rwlock_wrlock(&m->vs);
 		kent *k = pbox__vs_find(m, bt->root, key, klen, h, false);
 		if (k)

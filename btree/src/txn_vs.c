@@ -1,9 +1,10 @@
 /*
  * txn_vs.c — the version store: one entry (kent) per key that has old versions or a commit
  * lock, in a hash table (open addressing over (hash, entry) slots, linear probing, at most
- * half full, shrunk again once a big commit's keys are gone); each entry's versions newest first; every version also on one list
- * in push order (ghead .. gtail), which garbage collection walks from the oldest and scans
- * walk from the newest (what was pushed since they last looked).
+ * half full, shrunk again once a big commit's keys are gone); each entry's versions newest
+ * first; every version also on one list in push order (ghead .. gtail), which garbage
+ * collection walks from the oldest and scans walk from the newest (what was pushed since
+ * they last looked).
  *
  * Locking: everything here under mgr->vs — exclusively to change, shared to read. Version
  * values are copied out under it (a reader never keeps a pointer past its unlock).
@@ -21,11 +22,10 @@
 
 #define KTAB_MIN 1024u
 #define COLLECT_CHUNK 1024u /* versions freed per hold of vs */
-#define GOLDEN 0x9e3779b97f4a7c15ull
 
 static size_t kslot_of(const txnmgr *m, uint64_t h)
 {
-	return (size_t)((h * GOLDEN) >> m->kshift);
+	return pbox__txn_slot(h, m->kshift);
 }
 
 /* A table of n slots (a power of two) holding every entry of the current one. */
@@ -34,14 +34,11 @@ static int rebuild(txnmgr *m, size_t n)
 	kslot *t = pbox_calloc(n, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	unsigned bits = 0;
-	while (((size_t)1 << bits) < n)
-		bits++;
 	kslot *old = m->tab;
 	size_t on = m->nbuckets;
 	m->tab = t;
 	m->nbuckets = n;
-	m->kshift = 64 - bits;
+	m->kshift = pbox__txn_slot_shift(n);
 	for (size_t i = 0; i < on; i++) {
 		if (!old[i].k)
 			continue;

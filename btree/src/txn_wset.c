@@ -20,10 +20,10 @@
  *
  * Index: built on the first lookup that needs it (a key not above the last, or any key once
  * the entries stopped ascending), then kept up to date. Open addressing over (hash, entry)
- * pairs, linear probing, at most half full, slot = Fibonacci hash of the key's hash (the top
- * bits of hash * 2^64/phi). A lookup compares stored hashes and touches an entry only when
- * the hash matches, so a put of a new key reads one cache line of the index; growing
- * rehashes from the stored hashes without touching the entries. Entries are never removed
+ * pairs, linear probing, at most half full (pbox__txn_slot, as the version store's). A
+ * lookup compares stored hashes and touches an entry only when the hash matches, so a put
+ * of a new key reads one cache line of the index; growing rehashes from the stored hashes
+ * without touching the entries. Entries are never removed
  * before the end (a delete is an entry with del set). Without memory for an index, a lookup
  * searches the entries one by one (slow, still right).
  *
@@ -40,7 +40,6 @@
 #define CHUNK_FIRST 4096u
 #define CHUNK_MAX (1u << 20)
 #define WINLINE_MAX (16u << 10) /* longer values get a heap block of their own */
-#define GOLDEN 0x9e3779b97f4a7c15ull
 
 typedef struct wchunk {
 	struct wchunk *next;
@@ -78,7 +77,7 @@ static void *walloc(pbox_txn *t, size_t n)
 
 static size_t slot_of(const pbox_txn *t, uint64_t h)
 {
-	return (size_t)((h * GOLDEN) >> t->wshift);
+	return pbox__txn_slot(h, t->wshift);
 }
 
 /* (tree, key) against entry b: the order of the install (tree, then memcmp order). */
@@ -111,13 +110,10 @@ static int index_reserve(pbox_txn *t, size_t n)
 	wslot *old = t->wtab, *tab = pbox_calloc(nc, sizeof(*tab));
 	if (!tab)
 		return -ENOMEM;
-	unsigned bits = 0;
-	while (((size_t)1 << bits) < nc)
-		bits++;
 	size_t oc = t->wcap;
 	t->wtab = tab;
 	t->wcap = nc;
-	t->wshift = 64 - bits;
+	t->wshift = pbox__txn_slot_shift(nc);
 	if (old) {
 		for (size_t i = 0; i < oc; i++)
 			if (old[i].w)
@@ -191,7 +187,7 @@ int pbox__txn_wadd(pbox_txn *t, pbox_pid tree, const void *key, uint32_t klen, u
 	w->vlen = (uint32_t)vlen;
 	w->del = del;
 	w->k = NULL;
-	if (t->wn && wcmp(tree, key, klen, t->wvec[t->wn - 1]) <= 0)
+	if (!t->wunsorted && t->wn && wcmp(tree, key, klen, t->wvec[t->wn - 1]) <= 0)
 		t->wunsorted = true;
 	t->wvec[t->wn++] = w;
 	if (t->wtab)
