@@ -21,8 +21,8 @@
  *                every snapshot sees one generation, never a mix, and generations only grow
  *   beside       small commits and snapshots in one thread while another commits one big
  *                transaction: every snapshot sees its thread's last small commit (which
- *                finished while the older big one installed) and all or none of the big one;
- *                the small commits' versions are freed at once (no snapshot needs them)
+ *                finished while the older big one installed; every other time a snapshot
+ *                held across it keeps its versions) and all or none of the big one
  *   big          one transaction of 200,000 puts (1,000,000 with PBOX_STRESS_SCALE > 1 in
  *                release builds; 50,000 under sanitizers) with a pool smaller than its write
  *                set, readable after a reopen; the batch API without its old limits
@@ -225,14 +225,23 @@ START_TEST(test_mixed)
 }
 END_TEST
 
+/* Two trees "a" and "b" in a fresh store, and their (empty) oracles. */
+static mstate sa[MN], sb[MN];
+
+static void two_trees(env *e, pbox_bt **a, pbox_bt **b)
+{
+	env_init(e, 4096, 256);
+	*a = bt_create(e->st, "a");
+	*b = bt_create(e->st, "b");
+	memset(sa, 0, sizeof(sa));
+	memset(sb, 0, sizeof(sb));
+}
+
 START_TEST(test_dropped)
 {
 	env e;
-	env_init(&e, 4096, 256);
-	pbox_bt *a = bt_create(e.st, "a"), *b = bt_create(e.st, "b");
-	static mstate sa[MN], sb[MN];
-	memset(sa, 0, sizeof(sa));
-	memset(sb, 0, sizeof(sb));
+	pbox_bt *a, *b;
+	two_trees(&e, &a, &b);
 	for (uint32_t i = 0; i < 500; i++)
 		mput(NULL, b, sb, i, 0, SHORT);
 	pbox_txn *t;
@@ -261,11 +270,8 @@ END_TEST
 START_TEST(test_wset)
 {
 	env e;
-	env_init(&e, 4096, 256);
-	pbox_bt *a = bt_create(e.st, "a"), *b = bt_create(e.st, "b");
-	static mstate sa[MN], sb[MN];
-	memset(sa, 0, sizeof(sa));
-	memset(sb, 0, sizeof(sb));
+	pbox_bt *a, *b;
+	two_trees(&e, &a, &b);
 	pbox_txn *t;
 	CK_RC(pbox_txn_begin(e.st, 0, &t), 0);
 	for (uint32_t i = 100; i < 1100; i++)
@@ -336,45 +342,37 @@ static void *xsmall_main(void *arg)
 	uint64_t i = 0;
 	while (!atomic_load(&x->big_done) && !atomic_load(&x->bad)) {
 		bool running = atomic_load(&x->big_running);
-		pbox_txn *t;
+		pbox_txn *t, *hold = NULL;
 		i++;
+		/* every other time a snapshot stays open across the small commit, so that its
+		 * versions are kept and the next snapshot's read goes through them (otherwise
+		 * they are freed at once and the tree's value is the only one left) */
+		if (i % 2 && pbox_txn_begin(x->st, PBOX_TXN_READONLY, &hold)) {
+			atomic_store(&x->bad, true);
+			break;
+		}
 		if (pbox_txn_begin(x->st, 0, &t) || pbox_txn_put(t, x->small, "s", 1, &i, 8) ||
 		    pbox_txn_commit(t, 0)) {
+			pbox_txn_abort(hold);
 			snprintf(x->msg, sizeof(x->msg), "small commit %llu failed",
 				 (unsigned long long)i);
 			atomic_store(&x->bad, true);
 			break;
 		}
-		for (uint64_t u = 0; u < 64; u++) /* single-key changes: one-operation commits */
-			if (pbox_bt_upsert(x->small, "u", 1, &u, 8, 0)) {
-				atomic_store(&x->bad, true);
-				break;
-			}
-		/* no snapshot that could need the small commits' versions is open (the big
-		 * transaction is past its conflict checks): they are freed at once, not kept
-		 * until the big install ends (at most the big one's are kept, and one more) */
-		pbox_txn_stats vs;
-		pbox_txn_get_stats(x->st, &vs);
-		if (vs.versions > x->maxv)
-			x->maxv = vs.versions;
-		if (vs.versions > XN + 1) {
-			snprintf(x->msg, sizeof(x->msg), "%llu versions kept after %llu small commits "
-				 "(the big commit has %u keys)", (unsigned long long)vs.versions,
-				 (unsigned long long)i, XN);
-			atomic_store(&x->bad, true);
-			break;
-		}
 		if (pbox_txn_begin(x->st, PBOX_TXN_READONLY, &t)) {
+			pbox_txn_abort(hold);
 			atomic_store(&x->bad, true);
 			break;
 		}
-		uint64_t got = 0, g[3] = { 0 };
+		uint64_t got = 0, g[3] = { 0 }, want = XN;
 		size_t vl = 0;
 		int r1 = pbox_txn_get(t, x->small, "s", 1, &got, 8, &vl);
+		pbox_txn_abort(hold); /* NULL: nothing */
 		int r2 = 0;
-		if (i % 16 == 0) { /* a whole scan now and then */
+		if (i % 128 == 0) { /* a whole scan now and then */
 			r2 = pbox_txn_scan(t, x->big, NULL, 0, NULL, 0, 0, xgen_fn, g);
 		} else { /* else 32 keys spread over the tree */
+			want = 32;
 			for (uint32_t j = 0; j < 32 && !r2; j++) {
 				char k[16];
 				uint64_t v = 0;
@@ -382,7 +380,6 @@ static void *xsmall_main(void *arg)
 				r2 = pbox_txn_get(t, x->big, k, mkey(k, key), &v, 8, &vl);
 				(void)xgen_fn(k, 7, &v, 8, g);
 			}
-			g[1] = g[1] == 32 ? XN : g[1];
 		}
 		pbox_txn_abort(t);
 		if (r1 || got != i) {
@@ -390,7 +387,7 @@ static void *xsmall_main(void *arg)
 				 "(%llu, saw %llu, rc %d)", (unsigned long long)i,
 				 (unsigned long long)got, r1);
 			atomic_store(&x->bad, true);
-		} else if (r2 || g[2] || g[1] != XN) {
+		} else if (r2 || g[2] || g[1] != want) {
 			snprintf(x->msg, sizeof(x->msg), "a snapshot saw part of the big commit "
 				 "(%llu keys, mixed %llu, rc %d)", (unsigned long long)g[1],
 				 (unsigned long long)g[2], r2);
@@ -401,6 +398,26 @@ static void *xsmall_main(void *arg)
 			x->saw_old_while_running++;
 		if (g[0] == 1)
 			x->saw_new++;
+		for (uint64_t u = 0; u < 64; u++) /* single-key changes: one-operation commits */
+			if (pbox_bt_upsert(x->small, "u", 1, &u, 8, 0)) {
+				atomic_store(&x->bad, true);
+				break;
+			}
+		/* no snapshot that could need the single-key changes' versions is open (the big
+		 * transaction is past its conflict checks): they are freed at once, not kept
+		 * until the big install ends — at most the big commit's are kept, and one per
+		 * small commit (those a held snapshot needed) */
+		pbox_txn_stats vs;
+		pbox_txn_get_stats(x->st, &vs);
+		if (vs.versions > x->maxv)
+			x->maxv = vs.versions;
+		if (vs.versions > XN + i + 1) {
+			snprintf(x->msg, sizeof(x->msg), "%llu versions kept after %llu small commits "
+				 "and their single-key changes (the big commit has %u keys)",
+				 (unsigned long long)vs.versions, (unsigned long long)i, XN);
+			atomic_store(&x->bad, true);
+			break;
+		}
 	}
 	return NULL;
 }
@@ -542,7 +559,7 @@ static void *reader_main(void *arg)
 			char k[16];
 			uint32_t i = (uint32_t)(reads * 7919 % RK);
 			size_t vl = 0;
-			r = pbox_txn_get(t, sh->bt, k, mkey(k, i), vbuf + 0, 0, &vl);
+			r = pbox_txn_get(t, sh->bt, k, mkey(k, i), NULL, 0, &vl); /* presence */
 			bool present = r == PBOX_ETOOSMALL || r == 0;
 			if (present != rpresent(i, s.gen))
 				rfail(sh, "a snapshot get disagreed with its scan", i, s.gen);
