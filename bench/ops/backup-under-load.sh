@@ -9,18 +9,17 @@
 #   backup    the same with `--backup-every 0.01 --backup-dir D`: backups back to back for the
 #             whole run, no limit
 #   rate-R    the same with `--backup-rate R` (R in RATES, default "100M 25M")
-# after `sync; echo 3 > /proc/sys/vm/drop_caches` when root. S: SECONDS (default 10).
+# after `sync; echo 3 > /proc/sys/vm/drop_caches` when root. S: SECONDS_PER_RUN (default 10).
 # Prints CSV: round,mode,rate_bytes,commits_per_s,backups,backup_mib_per_s
 # (commits_per_s: acknowledged puts over S; backup_mib_per_s: the bytes of the finished
 # backups over S — the last backup may end after the writers).
 set -euo pipefail
-kv=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+. "$(dirname "$0")/common.sh"
+ops_init bkload "$1"
 load=${LOAD:-3}
 runs=${RUNS:-5}
 secs=${SECONDS_PER_RUN:-10}
 rates=${RATES:-"100M 25M"}
-work=$(mktemp -d "${TMPDIR:-/var/tmp}/bkload.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 "$kv" --durability fast -d "$work/base" stress --threads 1 --seconds "$load" \
   --ack-file "$work/base-acks" --batch 100 --value-size 1000 >&2
 "$kv" -d "$work/base" checkpoint
@@ -35,7 +34,7 @@ for round in $(seq 1 "$runs"); do
   for m in "${order[@]}"; do
     rm -rf "$work/s" "$work/b" "$work/acks"
     cp -r --sparse=always "$work/base" "$work/s"
-    sync; if [ "$(id -u)" = 0 ]; then echo 3 > /proc/sys/vm/drop_caches; fi
+    drop
     extra=(); rate=0
     case $m in
       backup) extra=(--backup-every 0.01 --backup-dir "$work/b") ;;

@@ -10,18 +10,15 @@
 # after `sync; echo 3 > /proc/sys/vm/drop_caches` when root (cold page cache for both; else
 # both read a warm cache). Prints CSV: round,engine,seconds,bytes,mib_per_s.
 set -euo pipefail
-kv=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+. "$(dirname "$0")/common.sh"
+ops_init bkbench "$1"
 load=${2:-5}
 runs=${RUNS:-5}
-work=$(mktemp -d "${TMPDIR:-/var/tmp}/bkbench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 "$kv" --durability fast -d "$work/s" stress --threads 1 --seconds "$load" \
   --ack-file "$work/acks" --batch 100 --value-size 1000 >&2
 "$kv" -d "$work/s" checkpoint
 rm -f "$work/s/kvstore-last-recovery"
 bytes=$(du -B1 -s "$work/s" | cut -f1)
-drop() { sync; if [ "$(id -u)" = 0 ]; then echo 3 > /proc/sys/vm/drop_caches; fi; }
-now() { date +%s.%N; }
 echo "round,engine,seconds,bytes,mib_per_s"
 for r in $(seq 1 "$runs"); do
   order=(backup cp); [ $((RANDOM % 2)) = 0 ] && order=(cp backup)

@@ -7,18 +7,16 @@
 #   data_bytes_fresh_load,ratio_compacted_to_fresh
 # (data file bytes: allocated blocks, `du -B1`, of DIR/data). Goal: ratio <= 1.3.
 set -euo pipefail
-kv=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+. "$(dirname "$0")/common.sh"
+ops_init compactbench "$1"
 runs=${RUNS:-5}
 n=${KEYS:-1000000}
-work=$(mktemp -d "${TMPDIR:-/var/tmp}/compactbench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 # the keys, random order (fixed seed): k<16 hex>; the value: 100 bytes
 awk -v n="$n" 'BEGIN { srand(17); v = sprintf("%0100d", 0);
   for (i = 0; i < n; i++) printf "put k%08x%08x %s\n", int(rand() * 4294967296), i, v }' > "$work/puts"
 head -n $((n * 9 / 10)) "$work/puts" | awk '{ print "del " $2 }' > "$work/dels"
 tail -n $((n - n * 9 / 10)) "$work/puts" > "$work/keep"
 bytes() { du -B1 "$1/data" | cut -f1; }
-now() { date +%s.%N; }
 run_batch() { # DIR FILE: fast puts/dels, then sync; every line must answer OK
   local bad
   bad=$( (cat "$2"; echo sync) | "$kv" --durability fast -d "$1" batch | grep -vc '^OK$' || true)

@@ -11,13 +11,12 @@
 #   mdb-load  mdb_load -n -f F NEW.mdb       (one write transaction, synced at its commit)
 # Prints CSV: round,engine,op,seconds,keys,file_bytes,keys_per_s.
 set -euo pipefail
-kv=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+. "$(dirname "$0")/common.sh"
+ops_init dumpbench "$1"
 command -v mdb_dump >/dev/null && command -v mdb_load >/dev/null \
   || { echo "dump-load-vs-lmdb: needs mdb_dump and mdb_load (apt install lmdb-utils)" >&2; exit 2; }
 runs=${RUNS:-5}
 n=${KEYS:-1000000}
-work=$(mktemp -d "${TMPDIR:-/var/tmp}/dumpbench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 # the same pairs for both: key k<8 hex><8 hex> (16 bytes), value 100 digits
 awk -v n="$n" 'BEGIN { srand(29); v = sprintf("%0100d", 0);
   for (i = 0; i < n; i++) printf "k%08x%08x %s\n", int(rand() * 4294967296), i, v }' > "$work/pairs"
@@ -37,8 +36,6 @@ mdb_load -n -f "$work/lmdb-in" "$work/l.mdb"
 keys=$(mdb_stat -n "$work/l.mdb" | sed -n 's/^ *Entries: //p')
 [ "$keys" = "$("$kv" -d "$work/s" dump | grep -c '^k')" ] \
   || { echo "dump-load-vs-lmdb: the two stores hold different key counts" >&2; exit 1; }
-drop() { sync; if [ "$(id -u)" = 0 ]; then echo 3 > /proc/sys/vm/drop_caches; fi; }
-now() { date +%s.%N; }
 # the dumps the loads read, made once
 "$kv" -d "$work/s" dump > "$work/d.kv"
 mdb_dump -n "$work/l.mdb" > "$work/d.mdb"

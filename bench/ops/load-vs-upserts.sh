@@ -10,11 +10,10 @@
 # Both parse text (the dump's %HH lines / batch lines) and end durable.
 # Prints CSV: round,op,seconds,keys,keys_per_s.
 set -euo pipefail
-kv=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+. "$(dirname "$0")/common.sh"
+ops_init loadbench "$1"
 runs=${RUNS:-5}
 n=${KEYS:-1000000}
-work=$(mktemp -d "${TMPDIR:-/var/tmp}/loadbench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 awk -v n="$n" 'BEGIN { srand(29); v = sprintf("%0100d", 0);
   for (i = 0; i < n; i++) printf "k%08x%08x %s\n", int(rand() * 4294967296), i, v }' \
   | LC_ALL=C sort > "$work/pairs"
@@ -26,8 +25,6 @@ bad=$("$kv" --durability fast -d "$work/s" batch < "$work/puts" | grep -vc '^OK$
 keys=$(grep -c '^k' "$work/d.kv")
 [ "$keys" = "$n" ] || { echo "load-vs-upserts: the dump holds $keys keys, not $n" >&2; exit 1; }
 rm -rf "$work/s"
-drop() { sync; if [ "$(id -u)" = 0 ]; then echo 3 > /proc/sys/vm/drop_caches; fi; }
-now() { date +%s.%N; }
 echo "round,op,seconds,keys,keys_per_s"
 for r in $(seq 1 "$runs"); do
   ops=(load upserts)
