@@ -1,7 +1,8 @@
 /*
  * check_faults.c — the fault matrix: a small btree store on memfs behind the fault-injecting
  * wrapper; for each phase (create/open, durable puts, a durable batch commit, a checkpoint,
- * recovery at open, an online backup, a compacting copy) and each fault — the Nth call of each I/O kind failing with EIO, the Nth
+ * recovery at open, an online backup, a compacting copy) and each fault — the Nth call of
+ * each I/O kind failing with EIO, the Nth
  * pwrite failing with ENOSPC or made short, once or from then on (sticky), the Nth
  * allocation failing, once or sticky — N runs over every call the phase makes (until the
  * armed fault no longer fires). Every run:
